@@ -1,0 +1,120 @@
+"""Aura Render web application: `create_app()` builds it."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask, jsonify, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from webapp.config import check_production, load_config
+from webapp.extensions import babel, csrf, db, htmx, login_manager, migrate
+
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL and a busy timeout let the web app, workers and beat share one SQLite file."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def select_locale() -> str | None:
+    """Language: the switcher's cookie, then the user's choice, then Accept-Language."""
+    from flask_login import current_user
+
+    supported = ["en", "zh"]
+    chosen = request.cookies.get("lang")
+    if chosen in supported:
+        return chosen
+    if getattr(current_user, "is_authenticated", False) and getattr(current_user, "locale", None) in supported:
+        return current_user.locale
+    return request.accept_languages.best_match(["en", "zh", "zh_CN", "zh-CN"], default="en")[:2]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the Flask app; `config` overrides values read from the environment."""
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.update(load_config())
+    if config:
+        app.config.update(config)
+    check_production(app.config)
+    Path(app.config["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
+    Path(app.config["MEDIA_ROOT"]).mkdir(parents=True, exist_ok=True)
+    app.json.ensure_ascii = False  # Chinese text stays readable in JSON
+
+    engine_options: dict[str, Any] = {
+        "json_serializer": lambda obj: __import__("json").dumps(obj, ensure_ascii=False),
+    }
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        engine_options.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+    else:
+        engine_options.update(connect_args={"timeout": 15})
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR)
+    htmx.init_app(app)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    babel.init_app(app, locale_selector=select_locale,
+                   default_translation_directories=str(Path(__file__).parent / "translations"))
+
+    from webapp.celery_setup import celery_init_app
+
+    celery_init_app(app)
+    register_blueprints(app)
+    register_errors(app)
+
+    from webapp.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def register_blueprints(app: Flask) -> None:
+    """One blueprint per area."""
+    from webapp.admin.views import bp as admin_bp
+    from webapp.api.views import bp as api_bp
+    from webapp.api.workers import bp as api_workers_bp
+    from webapp.dashboard.views import bp as dashboard_bp
+    from webapp.media import bp as media_bp
+
+    app.register_blueprint(api_workers_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(media_bp)
+    app.register_blueprint(dashboard_bp)
+    app.register_blueprint(admin_bp)
+
+
+def register_errors(app: Flask) -> None:
+    """JSON errors under /tasks, plain pages elsewhere."""
+    from werkzeug.exceptions import HTTPException
+
+    from webapp.api.auth import api_error
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if request.path.startswith("/tasks"):
+            names = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                     405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+            message = exc.description or exc.name
+            if exc.code == 413:
+                message = "The body is larger than 64 KB."
+            return api_error(exc.code or 500, names.get(exc.code or 500, "error"), message)
+        return exc
+
+    @app.errorhandler(500)
+    def server_error(exc: Exception):
+        if request.path.startswith("/tasks"):
+            return api_error(500, "internal_error", "Internal error; it has been logged.")
+        return jsonify({"error": "internal_error"}), 500

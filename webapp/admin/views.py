@@ -1,0 +1,5 @@
+"""The admin page (placeholder until the worker fleet lands)."""
+
+from flask import Blueprint
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")

@@ -1,0 +1,135 @@
+"""The one vocabulary of Aura Render: task states, priorities, queues and roles.
+
+Every layer (models, services, API, templates, Celery configuration, worker) imports these
+names instead of repeating literals.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class TaskStatus(str, enum.Enum):
+    """States of a render task, as listed in SPEC.md."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    RETRY = "retry"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: States a task can still leave: it is "live".
+ACTIVE_STATES = (TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.PROCESSING, TaskStatus.RETRY)
+#: States waiting for a worker to claim them.
+WAITING_STATES = (TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RETRY)
+#: Terminal states.
+FINAL_STATES = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class PriorityLevel:
+    """A task priority: SPEC value (10 highest) and its Redis level (0 highest)."""
+
+    name: str
+    value: int
+    redis_level: int
+
+
+PRIORITIES: dict[str, PriorityLevel] = {
+    "urgent": PriorityLevel("urgent", 10, 0),
+    "high": PriorityLevel("high", 8, 3),
+    "normal": PriorityLevel("normal", 5, 6),
+    "low": PriorityLevel("low", 1, 9),
+}
+DEFAULT_PRIORITY = "normal"
+#: Redis list levels kombu uses for priorities (0 = highest).
+PRIORITY_STEPS = [p.redis_level for p in PRIORITIES.values()]
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """One Celery queue of SPEC.md."""
+
+    name: str
+    priority: int
+    purpose: str
+    concurrency: tuple[int, int]
+
+
+QUEUES: dict[str, QueueSpec] = {
+    q.name: q
+    for q in (
+        QueueSpec("video_generation", 10, "main video generation flow", (2, 4)),
+        QueueSpec("video_processing", 8, "video processing", (2, 4)),
+        QueueSpec("audio_processing", 6, "audio processing", (1, 2)),
+        QueueSpec("image_processing", 5, "image processing", (2, 4)),
+        QueueSpec("maintenance", 2, "system maintenance", (1, 1)),
+        QueueSpec("monitoring", 1, "monitoring and health checks", (1, 1)),
+        QueueSpec("default", 4, "default queue", (2, 4)),
+    )
+}
+VIDEO_QUEUE = "video_generation"
+DEFAULT_QUEUE = "default"
+
+#: Worker groups the run command and the Procfile start: one worker per group.
+WORKER_GROUPS: dict[str, tuple[str, ...]] = {
+    "video": ("video_generation", "video_processing"),
+    "media": ("image_processing", "audio_processing"),
+    "ops": ("maintenance", "monitoring", "default"),
+}
+
+QUALITIES = ("low", "medium", "high")
+
+
+class Role(str, enum.Enum):
+    """Roles of users and API tokens; each includes the rights of those before it."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def allows(self, needed: Role) -> bool:
+        """True when this role has at least the rights of `needed`."""
+        return self.rank >= needed.rank
+
+
+class TaskName:
+    """Celery task names: the web process publishes by name and never imports `worker`."""
+
+    GENERATE = "aura.video.generate"
+    VISUALS = "aura.stage.visuals"
+    AUDIO = "aura.stage.audio"
+    RENDER_CHUNK = "aura.stage.render_chunk"
+    RECONCILE = "aura.maintenance.reconcile"
+    CLEANUP = "aura.maintenance.cleanup"
+    MONITOR = "aura.monitoring.check"
+    AUTOSCALE = "aura.monitoring.autoscale"
+    PING = "aura.default.ping"
+
+
+#: Queue of each task name.
+TASK_QUEUES: dict[str, str] = {
+    TaskName.GENERATE: "video_generation",
+    TaskName.VISUALS: "image_processing",
+    TaskName.AUDIO: "audio_processing",
+    TaskName.RENDER_CHUNK: "video_processing",
+    TaskName.RECONCILE: "maintenance",
+    TaskName.CLEANUP: "maintenance",
+    TaskName.MONITOR: "monitoring",
+    TaskName.AUTOSCALE: "monitoring",
+    TaskName.PING: "default",
+}

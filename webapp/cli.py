@@ -1,0 +1,80 @@
+"""Command-line tools: `flask --app wsgi tokens ...`, `flask --app wsgi users ...`."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from sqlalchemy import select
+
+from webapp.catalog import Role
+from webapp.extensions import db
+from webapp.models import ApiToken, User
+from webapp.services import auth, reconcile
+
+ROLE_CHOICE = click.Choice([r.value for r in Role])
+
+
+def register_cli(app: Flask) -> None:
+    """Attach the command groups to the app."""
+    app.cli.add_command(tokens)
+    app.cli.add_command(users)
+    app.cli.add_command(reconcile_command)
+
+
+@click.group()
+def tokens() -> None:
+    """Manage API tokens."""
+
+
+@tokens.command("create")
+@click.argument("name")
+@click.option("--role", type=ROLE_CHOICE, default=Role.OPERATOR.value, show_default=True)
+def tokens_create(name: str, role: str) -> None:
+    """Create a token; the raw token is printed as the last line, once."""
+    token, raw = auth.create_token(name, role)
+    click.echo(f"Created token #{token.id} '{name}' with role {role}. Store it now; it is not shown again:")
+    click.echo(raw)
+
+
+@tokens.command("list")
+def tokens_list() -> None:
+    """List tokens (prefixes only)."""
+    for token in db.session.scalars(select(ApiToken).order_by(ApiToken.id)):
+        state = "revoked" if token.revoked_at else "active"
+        click.echo(f"{token.id}\t{token.name}\t{token.role}\t{token.prefix}…\t{state}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token by id."""
+    token = db.session.get(ApiToken, token_id)
+    if token is None:
+        raise click.ClickException(f"no token with id {token_id}")
+    auth.revoke_token(token)
+    click.echo(f"Revoked token #{token_id}")
+
+
+@click.group()
+def users() -> None:
+    """Manage dashboard users."""
+
+
+@users.command("create")
+@click.argument("name")
+@click.option("--role", type=ROLE_CHOICE, default=Role.VIEWER.value, show_default=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def users_create(name: str, role: str, password: str) -> None:
+    """Create a user who signs in with a password."""
+    if db.session.scalar(select(User).where(User.username == name)) is not None:
+        raise click.ClickException(f"user {name!r} exists")
+    if len(password) < 8:
+        raise click.ClickException("the password needs at least 8 characters")
+    auth.create_user(name, password, role)
+    click.echo(f"Created user {name} with role {role}")
+
+
+@click.command("reconcile")
+def reconcile_command() -> None:
+    """Run one reconciler pass now and print what it did."""
+    click.echo(reconcile.reconcile())

@@ -1,0 +1,1 @@
+"""Business rules: the views and the worker tasks call these."""

@@ -1,0 +1,56 @@
+"""Direct reads of the Redis broker: queue depths per priority level, the data-loss sentinel."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+from flask import current_app
+
+from webapp.catalog import PRIORITIES, QUEUES
+
+SENTINEL_KEY = "aura:broker:sentinel"
+
+
+def redis_client() -> redis.Redis:
+    """A Redis client for the broker URL, shared per app."""
+    client = current_app.extensions.get("aura_redis")
+    if client is None:
+        client = redis.Redis.from_url(current_app.config["REDIS_URL"], socket_connect_timeout=1,
+                                      socket_timeout=2, health_check_interval=30)
+        current_app.extensions["aura_redis"] = client
+    return client
+
+
+def list_key(queue: str, level: int) -> str:
+    """The Redis list kombu uses for `queue` at priority `level` (sep ':', level 0 has no suffix)."""
+    return queue if level == 0 else f"{queue}:{level}"
+
+
+def queue_depths() -> dict[str, dict[str, int]] | None:
+    """Messages waiting in Redis: {queue: {priority name: count}}, or None if Redis is down."""
+    client = redis_client()
+    names = [(q, p) for q in QUEUES for p in PRIORITIES.values()]
+    try:
+        pipe = client.pipeline(transaction=False)
+        for queue, prio in names:
+            pipe.llen(list_key(queue, prio.redis_level))
+        counts = pipe.execute()
+    except redis.RedisError:
+        return None
+    depths: dict[str, dict[str, int]] = {q: {} for q in QUEUES}
+    for (queue, prio), count in zip(names, counts):
+        depths[queue][prio.name] = int(count)
+    return depths
+
+
+def check_sentinel() -> tuple[bool, str | None]:
+    """(lost, run_id): lost is True when the broker no longer has our sentinel key, i.e. it was
+    wiped or restarted empty since the last check. Sets the sentinel afresh."""
+    client = redis_client()
+    info: dict[str, Any] = client.info("server")
+    run_id = info.get("run_id")
+    present = client.get(SENTINEL_KEY)
+    client.set(SENTINEL_KEY, f"{run_id}:{time.time():.0f}")
+    return present is None, run_id

@@ -1,0 +1,108 @@
+"""The state of every queue: broker depths, task counts, workers, wait ages and throughput."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+import redis
+from sqlalchemy import case, func, select
+
+from webapp.catalog import ACTIVE_STATES, PRIORITIES, QUEUES, WAITING_STATES, TaskStatus
+from webapp.extensions import db
+from webapp.models import RenderTask
+from webapp.services import broker, dispatch
+from webapp.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+WORKERS_CACHE_KEY = "aura:cache:active_queues"
+WORKERS_CACHE_SECONDS = 10
+
+
+def workers_by_queue() -> dict[str, list[str]]:
+    """Names of the live workers consuming each queue; one broadcast at most every few seconds."""
+    client = broker.redis_client()
+    try:
+        cached = client.get(WORKERS_CACHE_KEY)
+        if cached:
+            return json.loads(cached)
+        # Only one caller refreshes; the others use the empty answer until it is cached.
+        if not client.set(WORKERS_CACHE_KEY + ":lock", "1", nx=True, ex=5):
+            return {}
+    except redis.RedisError:
+        return {}
+    result: dict[str, list[str]] = {q: [] for q in QUEUES}
+    try:
+        replies = dispatch.celery_app().control.inspect(timeout=0.5).active_queues() or {}
+    except Exception as exc:  # the broker went away mid-broadcast
+        log.warning("inspect active_queues failed: %s", exc)
+        replies = {}
+    for worker, queues in replies.items():
+        for queue in queues or []:
+            result.setdefault(queue["name"], []).append(worker)
+    try:
+        client.set(WORKERS_CACHE_KEY, json.dumps(result), ex=WORKERS_CACHE_SECONDS)
+    except redis.RedisError:
+        pass
+    return result
+
+
+def queue_status() -> dict[str, Any]:
+    """Per queue: waiting messages per priority, tasks by state, workers, oldest wait, throughput."""
+    now = utcnow()
+    depths = broker.queue_depths()
+    live = [s.value for s in ACTIVE_STATES]
+    waiting = [s.value for s in WAITING_STATES]
+    by_state: dict[str, dict[str, int]] = {q: {} for q in QUEUES}
+    for queue, status, count in db.session.execute(
+        select(RenderTask.queue, RenderTask.status, func.count())
+        .where(RenderTask.status.in_(live)).group_by(RenderTask.queue, RenderTask.status)
+    ):
+        by_state.setdefault(queue, {})[status] = count
+    oldest: dict[str, Any] = dict(db.session.execute(
+        select(RenderTask.queue, func.min(RenderTask.created_at))
+        .where(RenderTask.status.in_(waiting)).group_by(RenderTask.queue)
+    ).all())
+    five = now - timedelta(minutes=5)
+    done = TaskStatus.COMPLETED.value
+    failed = TaskStatus.FAILED.value
+    throughput: dict[str, dict[str, int]] = {}
+    for queue, status, recent, count in db.session.execute(
+        select(RenderTask.queue, RenderTask.status,
+               case((RenderTask.finished_at >= five, 1), else_=0), func.count())
+        .where(RenderTask.finished_at >= now - timedelta(minutes=60),
+               RenderTask.status.in_([done, failed]))
+        .group_by(RenderTask.queue, RenderTask.status, case((RenderTask.finished_at >= five, 1), else_=0))
+    ):
+        entry = throughput.setdefault(queue, {"completed_5m": 0, "failed_5m": 0,
+                                              "completed_60m": 0, "failed_60m": 0})
+        entry[f"{status}_60m"] += count
+        if recent:
+            entry[f"{status}_5m"] += count
+    workers = workers_by_queue()
+    queues = []
+    for name, spec in sorted(QUEUES.items(), key=lambda kv: -kv[1].priority):
+        waiting_redis = depths.get(name) if depths else None
+        oldest_at = oldest.get(name)
+        queues.append({
+            "name": name,
+            "priority": spec.priority,
+            "purpose": spec.purpose,
+            "length": sum(waiting_redis.values()) if waiting_redis is not None else None,
+            "waiting_by_priority": waiting_redis,
+            "tasks_by_state": {s.value: by_state.get(name, {}).get(s.value, 0) for s in ACTIVE_STATES},
+            "workers": workers.get(name, []),
+            "worker_count": len(workers.get(name, [])),
+            "oldest_waiting_seconds": round((now - oldest_at).total_seconds(), 1) if oldest_at else None,
+            "throughput": throughput.get(name, {"completed_5m": 0, "failed_5m": 0,
+                                                "completed_60m": 0, "failed_60m": 0}),
+        })
+    return {
+        "broker": "up" if depths is not None else "down",
+        "priorities": {p.name: {"value": p.value, "redis_level": p.redis_level} for p in PRIORITIES.values()},
+        "queues": queues,
+        "generated_at": time.time(),
+    }

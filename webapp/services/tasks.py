@@ -1,0 +1,362 @@
+"""Submitting, cancelling, reading and listing render tasks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import string
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from webapp.catalog import ACTIVE_STATES, PRIORITIES, QUEUES, VIDEO_QUEUE, WAITING_STATES, TaskStatus
+from webapp.extensions import db
+from webapp.models import RenderTask, TaskEvent
+from webapp.services import dispatch
+from webapp.services.validation import parse_resolution
+from webapp.timeutil import iso, parse_iso, utcnow
+
+_ALPHABET = string.ascii_lowercase + string.digits
+QUALITY_FPS = {"low": 24, "medium": 30, "high": 30}
+QUALITY_COST = {"low": 0.6, "medium": 1.0, "high": 1.3}
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with a different body."""
+
+    def __init__(self, task_id: str):
+        super().__init__(task_id)
+        self.task_id = task_id
+
+
+def new_task_id(now: float | None = None) -> str:
+    """`video_<unix seconds>_<random suffix>` as SPEC.md shows."""
+    suffix = "".join(secrets.choice(_ALPHABET) for _ in range(8))
+    return f"video_{int(now if now is not None else time.time())}_{suffix}"
+
+
+def request_fingerprint(brief: dict[str, Any]) -> str:
+    """A stable hash of a normalised brief, to compare idempotent retries."""
+    canonical = json.dumps(brief, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def add_event(task_id: str, kind: str, message: str = "", status: str | None = None,
+              data: dict[str, Any] | None = None, at: datetime | None = None) -> None:
+    """Append one entry to a task's timeline (in the caller's transaction)."""
+    db.session.add(TaskEvent(task_id=task_id, kind=kind, status=status, message=message,
+                             data=data, at=at or utcnow()))
+
+
+# --- estimates -------------------------------------------------------------------------------
+
+_estimate_cache: dict[tuple[str, str], tuple[float, float | None]] = {}
+_estimate_lock = threading.Lock()
+ESTIMATE_CACHE_SECONDS = 30.0
+
+
+def formula_estimate(width: int, height: int, quality: str, duration: int) -> int:
+    """Processing seconds expected before there is history: pixels x frames, plus set-up."""
+    megapixel_frames = width * height / 1e6 * QUALITY_FPS[quality] * duration
+    return max(3, round(4 + megapixel_frames * 0.006 * QUALITY_COST[quality] / 1.3))
+
+
+def _history_rate(resolution: str, quality: str) -> float | None:
+    """Median processing seconds per video second of recent similar tasks, cached briefly."""
+    key = (resolution, quality)
+    now = time.monotonic()
+    with _estimate_lock:
+        cached = _estimate_cache.get(key)
+        if cached and now - cached[0] < ESTIMATE_CACHE_SECONDS:
+            return cached[1]
+    rows = db.session.execute(
+        select(RenderTask.actual_duration, RenderTask.target_duration)
+        .where(RenderTask.resolution == resolution, RenderTask.quality == quality,
+               RenderTask.status == TaskStatus.COMPLETED.value, RenderTask.finished_at.is_not(None))
+        .order_by(RenderTask.finished_at.desc())
+        .limit(20)
+    ).all()
+    rates = sorted(a / t for a, t in rows if a and t)
+    rate = rates[len(rates) // 2] if len(rates) >= 3 else None
+    with _estimate_lock:
+        _estimate_cache[key] = (now, rate)
+    return rate
+
+
+def estimate_duration(resolution: str, quality: str, duration: int) -> int:
+    """Expected processing seconds: from similar finished tasks, else from the formula."""
+    rate = _history_rate(resolution, quality)
+    if rate is not None:
+        return max(1, round(rate * duration))
+    width, height = parse_resolution(resolution) or (1280, 720)
+    return formula_estimate(width, height, quality, duration)
+
+
+# --- submit and cancel --------------------------------------------------------------------------
+
+def submit(brief: dict[str, Any], *, submitted_by: str | None = None,
+           idempotency_key: str | None = None, parent_id: str | None = None) -> tuple[RenderTask, bool]:
+    """Record a validated brief, then publish it. Returns (task, created)."""
+    fingerprint = request_fingerprint(brief)
+    if idempotency_key:
+        existing = db.session.scalar(select(RenderTask).where(RenderTask.idempotency_key == idempotency_key))
+        if existing is not None:
+            if existing.request_hash != fingerprint:
+                raise IdempotencyConflict(existing.id)
+            return existing, False
+    config = brief["config"]
+    now = utcnow()
+    task = RenderTask(
+        id=new_task_id(),
+        status=TaskStatus.PENDING.value,
+        priority=brief["priority"],
+        queue=VIDEO_QUEUE,
+        theme=brief["theme_id"],
+        description=brief["user_description_id"],
+        resolution=config["resolution"],
+        quality=config["quality"],
+        target_duration=brief["target_duration_id"],
+        request=brief,
+        progress=0.0,
+        message=_("Waiting for a worker"),
+        attempt=0,
+        max_attempts=current_app.config["TASK_MAX_RETRIES"] + 1,
+        created_at=now,
+        updated_at=now,
+        estimated_duration=estimate_duration(config["resolution"], config["quality"],
+                                             brief["target_duration_id"]),
+        idempotency_key=idempotency_key or None,
+        request_hash=fingerprint,
+        parent_id=parent_id,
+        submitted_by=submitted_by,
+    )
+    db.session.add(task)
+    add_event(task.id, "created", f"Submitted by {submitted_by or 'unknown'}",
+              TaskStatus.PENDING.value, {"priority": task.priority}, at=now)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Two requests raced with the same Idempotency-Key: the other one won.
+        db.session.rollback()
+        if not idempotency_key:
+            raise
+        existing = db.session.scalar(select(RenderTask).where(RenderTask.idempotency_key == idempotency_key))
+        if existing is None or existing.request_hash != fingerprint:
+            raise IdempotencyConflict(existing.id if existing else "") from None
+        return existing, False
+    mark_dispatched([task])
+    return task, True
+
+
+def mark_dispatched(tasks: Iterable[RenderTask]) -> int:
+    """Publish pending tasks and move them to `queued`; tasks the broker refused stay pending."""
+    published = []
+    for task in tasks:
+        if dispatch.publish_render(task.id, task.attempt, task.priority, task.queue):
+            published.append(task.id)
+    if not published:
+        return 0
+    now = utcnow()
+    db.session.execute(
+        update(RenderTask)
+        .where(RenderTask.id.in_(published), RenderTask.status == TaskStatus.PENDING.value)
+        .values(status=TaskStatus.QUEUED.value, dispatched_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    for task in tasks:
+        if task.id in published:
+            db.session.refresh(task)
+    return len(published)
+
+
+def cancel(task: RenderTask, *, by: str | None = None) -> bool:
+    """Cancel a task. Waiting tasks end at once; a running one stops at its next check."""
+    if task.is_final:
+        return False
+    now = utcnow()
+    waiting = [s.value for s in WAITING_STATES]
+    ended = db.session.execute(
+        update(RenderTask)
+        .where(RenderTask.id == task.id, RenderTask.status.in_(waiting))
+        .values(status=TaskStatus.CANCELLED.value, cancel_requested=True, finished_at=now,
+                updated_at=now, message=_("Cancelled"), lease_owner=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if ended:
+        add_event(task.id, "cancelled", f"Cancelled by {by or 'unknown'} before it started",
+                  TaskStatus.CANCELLED.value)
+    else:
+        flagged = db.session.execute(
+            update(RenderTask)
+            .where(RenderTask.id == task.id, RenderTask.status == TaskStatus.PROCESSING.value)
+            .values(cancel_requested=True, updated_at=now, message=_("Cancelling..."))
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not flagged:
+            db.session.rollback()
+            return False
+        add_event(task.id, "cancel_requested", f"Cancel requested by {by or 'unknown'}")
+    db.session.commit()
+    db.session.refresh(task)
+    return True
+
+
+def get_task(task_id: str) -> RenderTask | None:
+    """The task with this id, or None."""
+    if not isinstance(task_id, str) or len(task_id) > 64:
+        return None
+    return db.session.get(RenderTask, task_id)
+
+
+def events_of(task_id: str, limit: int = 500) -> list[TaskEvent]:
+    """A task's timeline, oldest first."""
+    return list(db.session.scalars(
+        select(TaskEvent).where(TaskEvent.task_id == task_id).order_by(TaskEvent.id).limit(limit)))
+
+
+# --- history ----------------------------------------------------------------------------------
+
+class HistoryError(ValueError):
+    """A history filter that cannot be applied; `fields` names it."""
+
+    def __init__(self, fields: dict[str, str]):
+        super().__init__("invalid filter")
+        self.fields = fields
+
+
+@dataclass
+class HistoryQuery:
+    """Filters of the history listing."""
+
+    limit: int = 20
+    statuses: list[str] = field(default_factory=list)
+    priorities: list[str] = field(default_factory=list)
+    queues: list[str] = field(default_factory=list)
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str = ""
+    cursor: tuple[datetime, str] | None = None
+
+    @classmethod
+    def from_args(cls, args: Any, max_limit: int = 200) -> HistoryQuery:
+        """Parse request arguments (`limit`, `status`, `priority`, `queue`, `since`, `until`, `q`, `cursor`)."""
+        errors: dict[str, str] = {}
+        query = cls()
+
+        def many(name: str) -> list[str]:
+            values: list[str] = []
+            for raw in args.getlist(name):
+                values.extend(v.strip() for v in raw.split(",") if v.strip())
+            return values
+
+        raw_limit = args.get("limit", "20")
+        try:
+            query.limit = int(raw_limit)
+            if not 1 <= query.limit <= max_limit:
+                raise ValueError
+        except ValueError:
+            errors["limit"] = _("limit must be a whole number from 1 to %(n)s", n=max_limit)
+        query.statuses = many("status")
+        bad = [s for s in query.statuses if s not in {t.value for t in TaskStatus}]
+        if bad:
+            errors["status"] = _("unknown status: %(v)s", v=", ".join(bad))
+        query.priorities = many("priority")
+        bad = [p for p in query.priorities if p not in PRIORITIES]
+        if bad:
+            errors["priority"] = _("unknown priority: %(v)s", v=", ".join(bad))
+        query.queues = many("queue")
+        bad = [q for q in query.queues if q not in QUEUES]
+        if bad:
+            errors["queue"] = _("unknown queue: %(v)s", v=", ".join(bad))
+        for name in ("since", "until"):
+            raw = (args.get(name) or "").strip()
+            if raw:
+                try:
+                    setattr(query, name, parse_iso(raw))
+                except ValueError:
+                    errors[name] = _("use an ISO 8601 date or time")
+        if query.until is not None and len((args.get("until") or "").strip()) == 10:
+            query.until += timedelta(days=1)  # a bare date includes that whole day
+        query.text = (args.get("q") or "").strip()[:200]
+        raw_cursor = (args.get("cursor") or "").strip()
+        if raw_cursor:
+            try:
+                query.cursor = decode_cursor(raw_cursor)
+            except ValueError:
+                errors["cursor"] = _("invalid cursor")
+        if errors:
+            raise HistoryError(errors)
+        return query
+
+
+def encode_cursor(task: RenderTask) -> str:
+    raw = f"{task.created_at.isoformat()}|{task.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        created, task_id = raw.split("|", 1)
+        return datetime.fromisoformat(created), task_id
+    except Exception as exc:  # any malformed cursor is the client's error
+        raise ValueError("bad cursor") from exc
+
+
+def history(query: HistoryQuery) -> tuple[list[RenderTask], str | None]:
+    """Tasks matching the filters, newest first, with the cursor of the next page."""
+    stmt = select(RenderTask)
+    if query.statuses:
+        stmt = stmt.where(RenderTask.status.in_(query.statuses))
+    if query.priorities:
+        stmt = stmt.where(RenderTask.priority.in_(query.priorities))
+    if query.queues:
+        stmt = stmt.where(RenderTask.queue.in_(query.queues))
+    if query.since:
+        stmt = stmt.where(RenderTask.created_at >= query.since)
+    if query.until:
+        stmt = stmt.where(RenderTask.created_at < query.until)
+    if query.text:
+        pattern = "%" + query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(or_(RenderTask.theme.like(pattern, escape="\\"),
+                              RenderTask.description.like(pattern, escape="\\"),
+                              RenderTask.id == query.text))
+    if query.cursor:
+        created, task_id = query.cursor
+        stmt = stmt.where(or_(RenderTask.created_at < created,
+                              and_(RenderTask.created_at == created, RenderTask.id < task_id)))
+    stmt = stmt.order_by(RenderTask.created_at.desc(), RenderTask.id.desc()).limit(query.limit + 1)
+    rows = list(db.session.scalars(stmt))
+    next_cursor = encode_cursor(rows[query.limit - 1]) if len(rows) > query.limit else None
+    return rows[: query.limit], next_cursor
+
+
+def active_tasks(limit: int = 50) -> list[RenderTask]:
+    """Live tasks, running ones first, then by priority and age."""
+    live = [s.value for s in ACTIVE_STATES]
+    rows = list(db.session.scalars(
+        select(RenderTask).where(RenderTask.status.in_(live))
+        .order_by(RenderTask.created_at.desc()).limit(limit)))
+    order = {TaskStatus.PROCESSING.value: 0, TaskStatus.RETRY.value: 1}
+    rows.sort(key=lambda t: (order.get(t.status, 2), -t.priority_value, t.created_at))
+    return rows
+
+
+def counts_by_status() -> dict[str, int]:
+    """How many tasks are in each state."""
+    rows = db.session.execute(select(RenderTask.status, func.count()).group_by(RenderTask.status)).all()
+    return {status: count for status, count in rows}
+
+
+def api_timestamp() -> str:
+    return iso(utcnow()) or ""

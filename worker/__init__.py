@@ -1,0 +1,1 @@
+"""Celery workers of Aura Render: thin tasks over `worker.pipeline`."""

@@ -1,0 +1,254 @@
+"""Stages "render" (one chunk of video) and "assemble" (join, mux, poster, gate).
+
+Each chunk is one ffmpeg filter graph over the still layers from the visuals stage: the camera
+zoom is a per-frame `scale` of the background (even size steps, centred crop, so no jitter),
+text slides and fades in with `overlay`/`fade`, scenes cross-fade with `xfade`. Chunks are cut
+where no animation window is open, so each one is rendered independently with exact frame counts
+and the concatenation is stream-copied.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from PIL import Image
+
+from .cache import remove_quietly, stage_key, temp_path, write_json_atomic
+from .errors import PipelineError
+from .images import render_visuals
+from .probe import probe_media, quality_gate
+from .proc import allotted_cores, run_ffmpeg
+
+THUMB_WIDTH = 320
+
+
+def encoder_args(board: dict, threads: int) -> list[str]:
+    """Identical x264 settings for every chunk (required for the stream-copy join)."""
+    return [
+        "-c:v", "libx264", "-preset", board["preset"], "-crf", str(board["crf"]),
+        "-profile:v", "high", "-pix_fmt", "yuv420p",
+        # 8x8 transforms keep even the ultrafast preset in the High profile.
+        "-x264-params", "8x8dct=1:scenecut=0",
+        "-g", str(board["fps"] * 4), "-threads", str(threads),
+        "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
+    ]
+
+
+def _zoom_terms(scene: dict, board: dict, offset: int, length: int) -> tuple[str, str, str, str]:
+    """scale w/h and crop x/y expressions of frame number n for a scene piece."""
+    width, height = board["width"], board["height"]
+    z0, z1 = scene["zoom"]
+    span = max(1, length - 1)
+    # Zoom factor minus one as a function of n; frame n of the piece is scene frame offset+n.
+    extra = f"({z0 - 1:.6f}+({z1 - z0:.6f})*(n+{offset})/{span})"
+    dx = f"trunc({width}*{extra}/2)"
+    dy = f"trunc({height}*{extra}/2)"
+    return f"{width}+2*{dx}", f"{height}+2*{dy}", dx, dy
+
+
+def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> tuple[list[str], str]:
+    """ffmpeg input arguments and filter graph for one chunk; output label [out]."""
+    chunk = board["chunks"][index]
+    c0, c1 = chunk["start_frame"], chunk["start_frame"] + chunk["frames"]
+    fps, trans, text_in = board["fps"], board["transition_frames"], board["text_in_frames"]
+    scenes = board["scenes"]
+    inputs: list[str] = []
+    parts: list[str] = []
+    pieces: list[tuple[str, int]] = []
+    for i, scene in enumerate(scenes):
+        last = i == len(scenes) - 1
+        vis_start = scene["start_frame"]
+        vis_end = scene["start_frame"] + scene["frames"] + (0 if last else trans)
+        p0, p1 = max(c0, vis_start), min(c1, vis_end)
+        if p1 <= p0:
+            continue
+        count, offset = p1 - p0, p0 - scene["start_frame"]
+        art = manifest["scenes"][i]
+        bg = len(inputs) // 2
+        inputs += ["-i", str(visuals_dir / art["bg"])]
+        w_expr, h_expr, x_expr, y_expr = _zoom_terms(scene, board, offset, scene["frames"] + trans)
+        label = f"s{i}"
+        parts.append(
+            f"[{bg}:v]format=yuv420p,loop=loop={count - 1}:size=1:start=0,settb=expr=1/{fps},setpts=N,"
+            f"scale=w='{w_expr}':h='{h_expr}':eval=frame:flags=bilinear,"
+            f"crop={board['width']}:{board['height']}:'{x_expr}':'{y_expr}'[{label}b0]"
+        )
+        current = f"{label}b0"
+        for k, layer in enumerate(art["layers"]):
+            src = len(inputs) // 2
+            inputs += ["-i", str(visuals_dir / layer["png"])]
+            chain = f"[{src}:v]format=yuva420p,loop=loop={count - 1}:size=1:start=0,settb=expr=1/{fps},setpts=N"
+            start = layer["start"] - offset  # frames from the start of this piece
+            if start + text_in <= 0:
+                y = str(layer["y"])
+            else:
+                chain += f",fade=t=in:st={start / fps:.6f}:d={text_in / fps:.6f}:alpha=1"
+                progress = f"clip((t-{start / fps:.6f})/{text_in / fps:.6f},0,1)"
+                y = f"{layer['y']}+{layer['slide']}*pow(1-{progress},3)"
+            parts.append(f"{chain}[{label}t{k}]")
+            nxt = f"{label}b{k + 1}"
+            parts.append(f"[{current}][{label}t{k}]overlay=x={layer['x']}:y='{y}':eval=frame:format=yuv420[{nxt}]")
+            current = nxt
+        pieces.append((current, p0))
+    stream = pieces[0][0]
+    for k, (label, start) in enumerate(pieces[1:], 1):
+        offset_s = (start - c0) / fps
+        parts.append(f"[{stream}][{label}]xfade=transition=fade:duration={trans / fps:.6f}:offset={offset_s:.6f}[x{k}]")
+        stream = f"x{k}"
+    tail = []
+    if c0 == 0:
+        tail.append(f"fade=t=in:st=0:d={board['fade_in_frames'] / fps:.6f}")
+    if c1 == board["total_frames"]:
+        fade_out = board["fade_out_frames"]
+        tail.append(f"fade=t=out:st={(c1 - c0 - fade_out) / fps:.6f}:d={fade_out / fps:.6f}")
+    tail.append("format=yuv420p")
+    parts.append(f"[{stream}]{','.join(tail)}[out]")
+    return inputs, ";\n".join(parts)
+
+
+def visuals_dir(board: dict, work_dir: Path) -> Path:
+    """Where the visuals stage keeps this storyboard's stills."""
+    return Path(work_dir) / f"visuals-{stage_key(board, 'visuals')}"
+
+
+def chunk_path(board: dict, index: int, work_dir: Path) -> Path:
+    """Artifact path of one rendered chunk."""
+    return Path(work_dir) / f"chunk{index:03d}-{stage_key(board, 'render', index)}.mp4"
+
+
+def render_chunk(board: dict, index: int, work_dir: Path, progress, cancelled) -> Path:
+    """Encode chunk `index` (exact frame count, starts on a keyframe); cached by content."""
+    work_dir = Path(work_dir)
+    final = chunk_path(board, index, work_dir)
+    chunk = board["chunks"][index]
+    frames = chunk["frames"]
+    if final.is_file():
+        progress(1.0, f"Chunk {index + 1}/{len(board['chunks'])} ready (cached)")
+        return final
+    manifest = render_visuals(board, work_dir, lambda *_: None, cancelled)
+    inputs, graph = chunk_graph(board, manifest, visuals_dir(board, work_dir), index)
+    graph_file = temp_path(final.with_suffix(".graph.txt"))
+    graph_file.write_text(graph, encoding="utf-8")
+    tmp = temp_path(final)
+    threads = allotted_cores()
+    label = f"chunk {index + 1}/{len(board['chunks'])}"
+
+    def on_frames(done: int) -> None:
+        progress(done / frames, f"Rendering video {chunk['start_frame'] + done}/{board['total_frames']} frames ({label})")
+
+    progress(0.0, f"Rendering video {chunk['start_frame']}/{board['total_frames']} frames ({label})")
+    try:
+        run_ffmpeg(
+            ["-filter_complex_threads", str(threads), *inputs, "-/filter_complex", str(graph_file),
+             "-map", "[out]", "-frames:v", str(frames), "-fps_mode", "passthrough",
+             *encoder_args(board, threads), "-an", "-f", "mp4", str(tmp)],
+            "render", cancelled, total_frames=frames, on_frames=on_frames, partial=[tmp],
+        )
+        os.replace(tmp, final)
+    finally:
+        remove_quietly(graph_file)
+        remove_quietly(tmp)
+    progress(1.0, f"Rendered {label}")
+    return final
+
+
+def _file_entry(kind: str, path: Path, mime: str, **extra) -> dict:
+    return {"kind": kind, "name": path.name, "size": path.stat().st_size, "mime": mime, **extra}
+
+
+def assemble(board: dict, work_dir: Path, out_dir: Path, progress, cancelled) -> dict:
+    """Join the chunks without re-encoding, mux the audio, write poster, thumbnail and subtitles."""
+    from .audio import render_audio
+
+    work_dir, out_dir = Path(work_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key = stage_key(board, "assemble")
+    result_path = work_dir / f"assemble-{key}.json"
+    names = {"video": "video.mp4", "poster": "poster.jpg", "thumbnail": "thumb.jpg",
+             "srt": "subtitles.srt", "vtt": "subtitles.vtt"}
+    if result_path.is_file() and all((out_dir / n).is_file() for n in names.values()):
+        progress(1.0, "Video ready (cached)")
+        import json
+
+        return json.loads(result_path.read_text(encoding="utf-8"))
+
+    chunks = [chunk_path(board, c["index"], work_dir) for c in board["chunks"]]
+    missing = [p.name for p in chunks if not p.is_file()]
+    if missing:
+        raise PipelineError(f"chunks not rendered: {', '.join(missing)}", "assemble")
+    audio = render_audio(board, work_dir, lambda *_: None, cancelled)
+    fps, total = board["fps"], board["total_frames"]
+    duration = total / fps
+
+    concat_list = temp_path(work_dir / f"concat-{key}.txt")
+    concat_list.write_text("".join(f"file '{p.resolve()}'\n" for p in chunks), encoding="utf-8")
+    video_tmp = temp_path(out_dir / names["video"])
+    progress(0.05, "Joining chunks")
+    try:
+        run_ffmpeg(
+            ["-f", "concat", "-safe", "0", "-i", str(concat_list), "-i", audio["wav"],
+             "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+             "-c:a", "aac", "-b:a", board["audio_bitrate"], "-ar", "48000", "-ac", "2",
+             "-t", f"{duration:.6f}", "-movflags", "+faststart", "-f", "mp4", str(video_tmp)],
+            "assemble", cancelled, total_frames=total,
+            on_frames=lambda done: progress(0.05 + 0.35 * done / total, f"Muxing {done}/{total} frames"),
+            partial=[video_tmp],
+        )
+        progress(0.45, "Checking the video")
+        info = quality_gate(video_tmp, board, cancelled)
+        progress(0.85, "Writing poster and thumbnail")
+        poster_tmp = temp_path(out_dir / names["poster"])
+        first = board["scenes"][1] if len(board["scenes"]) > 2 else board["scenes"][0]
+        poster_at = (first["start_frame"] + min(first["frames"] - 1, first["caption_in"] + 2 * board["text_in_frames"])) / fps
+        run_ffmpeg(["-ss", f"{poster_at:.3f}", "-i", str(video_tmp), "-frames:v", "1", "-q:v", "3",
+                    "-update", "1", "-f", "image2", str(poster_tmp)],
+                   "assemble", cancelled, partial=[poster_tmp])
+        thumb_tmp = temp_path(out_dir / names["thumbnail"])
+        with Image.open(poster_tmp) as poster:
+            thumb_height = max(2, round(poster.height * THUMB_WIDTH / poster.width))
+            poster.convert("RGB").resize((THUMB_WIDTH, thumb_height), Image.Resampling.BILINEAR).save(
+                thumb_tmp, "JPEG", quality=85)
+        for kind in ("srt", "vtt"):
+            tmp = temp_path(out_dir / names[kind])
+            shutil.copyfile(audio[kind], tmp)
+            os.replace(tmp, out_dir / names[kind])
+        os.replace(thumb_tmp, out_dir / names["thumbnail"])
+        os.replace(poster_tmp, out_dir / names["poster"])
+        os.replace(video_tmp, out_dir / names["video"])
+    finally:
+        remove_quietly(concat_list)
+        remove_quietly(video_tmp)
+        for leftover in out_dir.glob(".tmp-*"):
+            remove_quietly(leftover)
+
+    width, height = board["width"], board["height"]
+    with Image.open(out_dir / names["thumbnail"]) as thumb:
+        thumb_size = thumb.size
+    result = {
+        "duration": round(info["duration"], 3),
+        "width": width,
+        "height": height,
+        "fps": fps,
+        "video": names["video"],
+        "poster": names["poster"],
+        "thumbnail": names["thumbnail"],
+        "subtitles": {"srt": names["srt"], "vtt": names["vtt"]},
+        "lang": board["lang"],
+        "files": [
+            _file_entry("video", out_dir / names["video"], "video/mp4", duration=round(info["duration"], 3),
+                        width=width, height=height),
+            _file_entry("poster", out_dir / names["poster"], "image/jpeg", width=width, height=height),
+            _file_entry("thumbnail", out_dir / names["thumbnail"], "image/jpeg", width=thumb_size[0],
+                        height=thumb_size[1]),
+            _file_entry("srt", out_dir / names["srt"], "application/x-subrip"),
+            _file_entry("vtt", out_dir / names["vtt"], "text/vtt"),
+        ],
+    }
+    write_json_atomic(result_path, result)
+    progress(1.0, "Video ready")
+    return result
+
+
+__all__ = ["assemble", "chunk_graph", "encoder_args", "probe_media", "render_chunk"]

@@ -1,0 +1,183 @@
+"""Probing media files and the quality gate run after assembly."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+from .errors import PipelineError
+from .proc import ffmpeg_exe, run_child
+
+
+def probe_media(path) -> dict:
+    """Duration, size, pix_fmt/profile/sample rate and codec of every stream of a media file."""
+    path = str(path)
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe:
+        result = subprocess.run(
+            [ffprobe, "-v", "error", "-show_format", "-show_streams", "-of", "json", path],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        if result.returncode != 0:
+            raise PipelineError(f"ffprobe cannot read {path}: {result.stderr.strip()[-300:]}", "probe")
+        return _from_ffprobe(json.loads(result.stdout))
+    return _from_ffmpeg_banner(path)
+
+
+def _from_ffprobe(data: dict) -> dict:
+    streams = []
+    for s in data.get("streams", []):
+        rate = s.get("avg_frame_rate") or s.get("r_frame_rate") or "0/1"
+        num, _, den = rate.partition("/")
+        streams.append({
+            "type": s.get("codec_type"),
+            "codec": s.get("codec_name"),
+            "profile": s.get("profile"),
+            "pix_fmt": s.get("pix_fmt"),
+            "width": s.get("width"),
+            "height": s.get("height"),
+            "fps": float(num) / float(den) if den and float(den) else None,
+            "sample_rate": int(s["sample_rate"]) if s.get("sample_rate") else None,
+            "channels": s.get("channels"),
+            "duration": float(s["duration"]) if s.get("duration") else None,
+            "frames": int(s["nb_frames"]) if s.get("nb_frames", "").isdigit() else None,
+        })
+    return _summary(float(data.get("format", {}).get("duration") or 0.0), streams,
+                    data.get("format", {}).get("format_name"))
+
+
+_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_STREAM = re.compile(r"Stream #\d+:\d+.*?: (Video|Audio): (\w+)(?: \(([^)]*)\))?(.*)")
+
+
+def _from_ffmpeg_banner(path: str) -> dict:
+    """Fallback when ffprobe is absent: parse the banner `ffmpeg -i` prints."""
+    text = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", path], capture_output=True, text=True,
+                          timeout=60, check=False).stderr
+    match = _DURATION.search(text)
+    if not match:
+        raise PipelineError(f"cannot read {path}: {text.strip()[-300:]}", "probe")
+    duration = int(match.group(1)) * 3600 + int(match.group(2)) * 60 + float(match.group(3))
+    streams = []
+    for kind, codec, profile, rest in _STREAM.findall(text):
+        size = re.search(r"(\d{2,5})x(\d{2,5})", rest)
+        rate = re.search(r"(\d+) Hz", rest)
+        fps = re.search(r"([\d.]+) fps", rest)
+        pix = re.search(r", (yuv\w+|rgb\w+|gray\w*)", rest)
+        streams.append({
+            "type": kind.lower(), "codec": codec, "profile": profile or None,
+            "pix_fmt": pix.group(1) if pix else None,
+            "width": int(size.group(1)) if size and kind == "Video" else None,
+            "height": int(size.group(2)) if size and kind == "Video" else None,
+            "fps": float(fps.group(1)) if fps else None,
+            "sample_rate": int(rate.group(1)) if rate else None,
+            "channels": None, "duration": None, "frames": None,
+        })
+    return _summary(duration, streams, None)
+
+
+def _summary(duration: float, streams: list[dict], format_name) -> dict:
+    video = next((s for s in streams if s["type"] == "video"), {})
+    audio = next((s for s in streams if s["type"] == "audio"), {})
+    return {
+        "duration": duration,
+        "format": format_name,
+        "width": video.get("width"),
+        "height": video.get("height"),
+        "fps": video.get("fps"),
+        "video_codec": video.get("codec"),
+        "profile": video.get("profile"),
+        "pix_fmt": video.get("pix_fmt"),
+        "audio_codec": audio.get("codec"),
+        "sample_rate": audio.get("sample_rate"),
+        "streams": streams,
+    }
+
+
+def top_level_atoms(path) -> list[str]:
+    """Types of the top-level MP4 boxes in file order (to check moov precedes mdat)."""
+    atoms = []
+    with open(path, "rb") as fh:
+        while True:
+            header = fh.read(8)
+            if len(header) < 8:
+                break
+            size, kind = struct.unpack(">I4s", header)
+            if size == 1:
+                size = struct.unpack(">Q", fh.read(8))[0]
+                fh.seek(size - 16, 1)
+            elif size == 0:
+                atoms.append(kind.decode("latin-1"))
+                break
+            else:
+                fh.seek(size - 8, 1)
+            atoms.append(kind.decode("latin-1"))
+    return atoms
+
+
+def count_video_frames(path) -> int | None:
+    """Exact number of video packets (demux only, fast); None without ffprobe."""
+    ffprobe = shutil.which("ffprobe")
+    if not ffprobe:
+        return None
+    out = subprocess.run(
+        [ffprobe, "-v", "error", "-select_streams", "v:0", "-count_packets",
+         "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    ).stdout.strip()
+    return int(out) if out.isdigit() else None
+
+
+_BLACK = re.compile(r"black_start:([\d.]+) black_end:([\d.]+) black_duration:([\d.]+)")
+_FREEZE_START = re.compile(r"freeze_start: ([\d.]+)")
+_FREEZE_DURATION = re.compile(r"freeze_duration: ([\d.]+)")
+
+
+def detect_black_and_frozen(path, cancelled, max_black: float = 1.0, max_freeze: float = 2.0) -> dict:
+    """Run blackdetect + freezedetect over the video; lists of (start, duration) stretches."""
+    log = run_child(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "info", "-i", str(path), "-an",
+         "-vf", f"blackdetect=d={max_black}:pix_th=0.10,freezedetect=n=-60dB:d={max_freeze}",
+         "-f", "null", "-"],
+        "assemble", cancelled,
+    )
+    black = [(float(a), float(d)) for a, _b, d in _BLACK.findall(log)]
+    starts = [float(x) for x in _FREEZE_START.findall(log)]
+    durations = [float(x) for x in _FREEZE_DURATION.findall(log)]
+    frozen = [(s, durations[i] if i < len(durations) else float("inf")) for i, s in enumerate(starts)]
+    return {"black": black, "frozen": frozen}
+
+
+def quality_gate(path: Path, board: dict, cancelled) -> dict:
+    """Check streams, duration, resolution, frame count, moov placement, black and frozen stretches."""
+    info = probe_media(path)
+    problems = []
+    fps, total = board["fps"], board["total_frames"]
+    expected = total / fps
+    if info["video_codec"] != "h264" or (info["profile"] or "").lower() != "high":
+        problems.append(f"video is {info['video_codec']} {info['profile']}, expected h264 High")
+    if info["pix_fmt"] != "yuv420p":
+        problems.append(f"pixel format {info['pix_fmt']}, expected yuv420p")
+    if info["audio_codec"] != "aac" or info["sample_rate"] != 48000:
+        problems.append(f"audio is {info['audio_codec']} at {info['sample_rate']} Hz, expected AAC 48000 Hz")
+    if (info["width"], info["height"]) != (board["width"], board["height"]):
+        problems.append(f"resolution {info['width']}x{info['height']}, expected {board['width']}x{board['height']}")
+    if abs(info["duration"] - expected) > 1.0 / fps + 1e-3:
+        problems.append(f"duration {info['duration']:.3f} s, expected {expected:.3f} s (within one frame)")
+    frames = count_video_frames(path)
+    if frames is not None and frames != total:
+        problems.append(f"{frames} video frames, expected {total}")
+    atoms = top_level_atoms(path)
+    if "moov" not in atoms or "mdat" not in atoms or atoms.index("moov") > atoms.index("mdat"):
+        problems.append(f"moov atom is not before mdat ({atoms})")
+    if not problems:
+        found = detect_black_and_frozen(path, cancelled)
+        problems += [f"black stretch of {d:.2f} s at {s:.2f} s" for s, d in found["black"]]
+        problems += [f"frozen stretch of {d:.2f} s at {s:.2f} s" for s, d in found["frozen"]]
+    if problems:
+        raise PipelineError("quality gate failed: " + "; ".join(problems), "assemble")
+    return info

@@ -70,12 +70,12 @@ def queue_status() -> dict[str, Any]:
     done = TaskStatus.COMPLETED.value
     failed = TaskStatus.FAILED.value
     throughput: dict[str, dict[str, int]] = {}
+    recent_flag = case((RenderTask.finished_at >= five, 1), else_=0).label("recent")
     for queue, status, recent, count in db.session.execute(
-        select(RenderTask.queue, RenderTask.status,
-               case((RenderTask.finished_at >= five, 1), else_=0), func.count())
+        select(RenderTask.queue, RenderTask.status, recent_flag, func.count())
         .where(RenderTask.finished_at >= now - timedelta(minutes=60),
                RenderTask.status.in_([done, failed]))
-        .group_by(RenderTask.queue, RenderTask.status, case((RenderTask.finished_at >= five, 1), else_=0))
+        .group_by(RenderTask.queue, RenderTask.status, recent_flag)
     ):
         entry = throughput.setdefault(queue, {"completed_5m": 0, "failed_5m": 0,
                                               "completed_60m": 0, "failed_60m": 0})

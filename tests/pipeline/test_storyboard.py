@@ -1,0 +1,91 @@
+import copy
+
+import pytest
+
+from worker.pipeline import BadBrief, build_storyboard
+from worker.pipeline.storyboard import CHUNK_SECONDS
+
+from .conftest import BRIEFS, small_brief
+
+
+@pytest.mark.parametrize("brief", BRIEFS, ids=lambda b: b["theme_id"])
+@pytest.mark.parametrize("quality", ["low", "medium", "high"])
+def test_scene_frames_add_up_to_the_target_exactly(brief, quality):
+    brief = copy.deepcopy(brief)
+    brief["config"]["quality"] = quality
+    board = build_storyboard(brief)
+    assert board["total_frames"] == round(brief["target_duration_id"] * board["fps"])
+    assert sum(s["frames"] for s in board["scenes"]) == board["total_frames"]
+    assert sum(c["frames"] for c in board["chunks"]) == board["total_frames"]
+    starts = [s["start_frame"] for s in board["scenes"]]
+    assert starts == sorted(starts) and starts[0] == 0
+    assert len(board["scenes"]) == len(brief["keywords_id"]) + 2
+    assert [s["kind"] for s in board["scenes"]][::len(board["scenes"]) - 1] == ["title", "closing"]
+
+
+@pytest.mark.parametrize("brief", BRIEFS, ids=lambda b: b["theme_id"])
+def test_chunks_are_contiguous_and_short(brief):
+    board = build_storyboard(brief)
+    position = 0
+    for chunk in board["chunks"]:
+        assert chunk["start_frame"] == position
+        assert 0 < chunk["frames"] <= 1.5 * CHUNK_SECONDS * board["fps"]
+        position += chunk["frames"]
+    assert position == board["total_frames"]
+
+
+def test_chunk_cuts_avoid_transitions():
+    board = build_storyboard(BRIEFS[0])
+    cuts = [c["start_frame"] for c in board["chunks"][1:]]
+    for scene in board["scenes"][1:]:
+        assert not any(scene["start_frame"] < cut < scene["start_frame"] + board["transition_frames"] for cut in cuts)
+
+
+def test_language_follows_the_brief():
+    assert build_storyboard(BRIEFS[0])["lang"] == "zh"
+    english = build_storyboard(BRIEFS[3])
+    assert english["lang"] == "en"
+    assert all(not any("\u4e00" <= ch <= "\u9fff" for ch in s["caption"]) for s in english["scenes"])
+    chinese = build_storyboard(BRIEFS[1])
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in s["caption"]) for s in chinese["scenes"])
+
+
+def test_same_seed_same_storyboard_and_other_seed_differs():
+    assert build_storyboard(small_brief()) == build_storyboard(small_brief())
+    other = build_storyboard(small_brief(config={"seed": 8}))
+    assert other != build_storyboard(small_brief())
+
+
+def test_default_seed_comes_from_the_brief():
+    brief = copy.deepcopy(BRIEFS[2])
+    first, second = build_storyboard(brief), build_storyboard(copy.deepcopy(brief))
+    assert first == second
+    brief["user_description_id"] += "!"
+    assert build_storyboard(brief)["seed"] != first["seed"]
+
+
+def test_resolution_and_quality_map_to_settings():
+    board = build_storyboard(small_brief(config={"resolution": "256x144", "quality": "high"}))
+    assert (board["width"], board["height"], board["fps"], board["crf"]) == (256, 144, 30, 20)
+    low = build_storyboard(small_brief())
+    assert (low["fps"], low["crf"]) == (24, 28)
+
+
+@pytest.mark.parametrize("change", [
+    {"theme_id": ""},
+    {"theme_id": None},
+    {"keywords_id": "科技"},
+    {"target_duration_id": 0},
+    {"target_duration_id": "60"},
+    {"target_duration_id": 3, "keywords_id": ["a", "b", "c", "d", "e"]},
+    {"config": {"resolution": "160x90"}},
+    {"config": {"resolution": "1921x1080"}},
+    {"config": {"resolution": "big"}},
+    {"config": {"quality": "ultra"}},
+    {"config": {"seed": "7"}},
+])
+def test_unusable_briefs_raise_bad_brief(change):
+    with pytest.raises(BadBrief) as info:
+        build_storyboard(small_brief(**change))
+    assert info.value.stage == "storyboard"
+    assert not info.value.retryable

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
+# The pipeline is importable as `worker.pipeline` from the repository root, however pytest is started.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 BRIEFS = json.loads((Path(__file__).with_name("briefs.json")).read_text(encoding="utf-8"))
+
+
+def pytest_generate_tests(metafunc):
+    """`sample_brief` runs a test once per brief of briefs.json (the shared sample set)."""
+    if "sample_brief" in metafunc.fixturenames:
+        metafunc.parametrize("sample_brief", BRIEFS, ids=[b["theme_id"] for b in BRIEFS])
 
 
 def small_brief(**overrides) -> dict:
@@ -38,6 +48,19 @@ def quiet():
     return progress
 
 
-def never() -> bool:
+@pytest.fixture
+def briefs() -> list[dict]:
+    """The shared sample briefs."""
+    return json.loads(json.dumps(BRIEFS))
+
+
+@pytest.fixture
+def make_brief():
+    """Factory for the small brief, with overrides."""
+    return small_brief
+
+
+@pytest.fixture
+def never():
     """A cancel check that never cancels."""
-    return False
+    return lambda: False

@@ -5,8 +5,6 @@ from worker.pipeline.images import _text_layers, safe_box
 from worker.pipeline.layout import NO_END, NO_START, fit_text, text_width, wrap
 from worker.pipeline.storyboard import build_storyboard
 
-from .conftest import small_brief
-
 LONG_ZH = ("为一座南方城市制作旅游推广片，按早、中、晚的顺序展示景点和美食！“古镇”（江景）与「夜景」交织，"
            "让每一位游客都能感受到这座城市独特的魅力与温度；欢迎你来！")
 LONG_EN = ("Step-by-step walkthrough for new users, friendly tone, one step per scene; it explains "
@@ -54,8 +52,8 @@ def test_text_that_cannot_fit_is_ellipsized_not_overflowing():
 
 @pytest.mark.parametrize("resolution", RESOLUTIONS)
 @pytest.mark.parametrize("text", [LONG_ZH, LONG_EN])
-def test_text_layers_stay_inside_title_safe_area(resolution, text):
-    board = build_storyboard(small_brief(config={"resolution": resolution}, user_description_id=text,
+def test_text_layers_stay_inside_title_safe_area(resolution, text, make_brief):
+    board = build_storyboard(make_brief(config={"resolution": resolution}, user_description_id=text,
                                          keywords_id=["轻薄", "extraordinarily-long-keyword-for-layout"]))
     left, top, right, bottom = safe_box(board["width"], board["height"])
     for scene in board["scenes"]:

@@ -5,13 +5,11 @@ import pytest
 from worker.pipeline import BadBrief, build_storyboard
 from worker.pipeline.storyboard import CHUNK_SECONDS
 
-from .conftest import BRIEFS, small_brief
 
 
-@pytest.mark.parametrize("brief", BRIEFS, ids=lambda b: b["theme_id"])
 @pytest.mark.parametrize("quality", ["low", "medium", "high"])
-def test_scene_frames_add_up_to_the_target_exactly(brief, quality):
-    brief = copy.deepcopy(brief)
+def test_scene_frames_add_up_to_the_target_exactly(sample_brief, quality):
+    brief = copy.deepcopy(sample_brief)
     brief["config"]["quality"] = quality
     board = build_storyboard(brief)
     assert board["total_frames"] == round(brief["target_duration_id"] * board["fps"])
@@ -23,9 +21,8 @@ def test_scene_frames_add_up_to_the_target_exactly(brief, quality):
     assert [s["kind"] for s in board["scenes"]][::len(board["scenes"]) - 1] == ["title", "closing"]
 
 
-@pytest.mark.parametrize("brief", BRIEFS, ids=lambda b: b["theme_id"])
-def test_chunks_are_contiguous_and_short(brief):
-    board = build_storyboard(brief)
+def test_chunks_are_contiguous_and_short(sample_brief):
+    board = build_storyboard(sample_brief)
     position = 0
     for chunk in board["chunks"]:
         assert chunk["start_frame"] == position
@@ -34,40 +31,40 @@ def test_chunks_are_contiguous_and_short(brief):
     assert position == board["total_frames"]
 
 
-def test_chunk_cuts_avoid_transitions():
-    board = build_storyboard(BRIEFS[0])
+def test_chunk_cuts_avoid_transitions(briefs):
+    board = build_storyboard(briefs[0])
     cuts = [c["start_frame"] for c in board["chunks"][1:]]
     for scene in board["scenes"][1:]:
         assert not any(scene["start_frame"] < cut < scene["start_frame"] + board["transition_frames"] for cut in cuts)
 
 
-def test_language_follows_the_brief():
-    assert build_storyboard(BRIEFS[0])["lang"] == "zh"
-    english = build_storyboard(BRIEFS[3])
+def test_language_follows_the_brief(briefs):
+    assert build_storyboard(briefs[0])["lang"] == "zh"
+    english = build_storyboard(briefs[3])
     assert english["lang"] == "en"
     assert all(not any("\u4e00" <= ch <= "\u9fff" for ch in s["caption"]) for s in english["scenes"])
-    chinese = build_storyboard(BRIEFS[1])
+    chinese = build_storyboard(briefs[1])
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in s["caption"]) for s in chinese["scenes"])
 
 
-def test_same_seed_same_storyboard_and_other_seed_differs():
-    assert build_storyboard(small_brief()) == build_storyboard(small_brief())
-    other = build_storyboard(small_brief(config={"seed": 8}))
-    assert other != build_storyboard(small_brief())
+def test_same_seed_same_storyboard_and_other_seed_differs(make_brief):
+    assert build_storyboard(make_brief()) == build_storyboard(make_brief())
+    other = build_storyboard(make_brief(config={"seed": 8}))
+    assert other != build_storyboard(make_brief())
 
 
-def test_default_seed_comes_from_the_brief():
-    brief = copy.deepcopy(BRIEFS[2])
+def test_default_seed_comes_from_the_brief(briefs):
+    brief = copy.deepcopy(briefs[2])
     first, second = build_storyboard(brief), build_storyboard(copy.deepcopy(brief))
     assert first == second
     brief["user_description_id"] += "!"
     assert build_storyboard(brief)["seed"] != first["seed"]
 
 
-def test_resolution_and_quality_map_to_settings():
-    board = build_storyboard(small_brief(config={"resolution": "256x144", "quality": "high"}))
+def test_resolution_and_quality_map_to_settings(make_brief):
+    board = build_storyboard(make_brief(config={"resolution": "256x144", "quality": "high"}))
     assert (board["width"], board["height"], board["fps"], board["crf"]) == (256, 144, 30, 20)
-    low = build_storyboard(small_brief())
+    low = build_storyboard(make_brief())
     assert (low["fps"], low["crf"]) == (24, 28)
 
 
@@ -84,8 +81,8 @@ def test_resolution_and_quality_map_to_settings():
     {"config": {"quality": "ultra"}},
     {"config": {"seed": "7"}},
 ])
-def test_unusable_briefs_raise_bad_brief(change):
+def test_unusable_briefs_raise_bad_brief(change, make_brief):
     with pytest.raises(BadBrief) as info:
-        build_storyboard(small_brief(**change))
+        build_storyboard(make_brief(**change))
     assert info.value.stage == "storyboard"
     assert not info.value.retryable

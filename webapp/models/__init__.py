@@ -2,5 +2,7 @@
 
 from webapp.models.task import RenderTask, TaskEvent
 from webapp.models.users import ApiToken, User
+from webapp.models.workers import AutoscalePolicy, FleetSupervisor, ScalingDecision, WorkerAudit, WorkerPool, WorkerSlot
 
-__all__ = ["ApiToken", "RenderTask", "TaskEvent", "User"]
+__all__ = ["ApiToken", "AutoscalePolicy", "FleetSupervisor", "RenderTask", "ScalingDecision", "TaskEvent",
+           "User", "WorkerAudit", "WorkerPool", "WorkerSlot"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
 import uuid
 import wave
 from pathlib import Path
@@ -14,11 +15,12 @@ import numpy as np
 from .cache import publish_dir, remove_quietly, stage_key
 from .errors import Cancelled, PipelineError
 from .loudness import RATE, integrated_loudness
-from .proc import run_child
+from .proc import ffmpeg_exe, run_child
 from .storyboard import is_cjk_text
 
 TARGET_LUFS = -16.0
-PEAK_CEILING = 0.89  # about -1 dBFS
+PEAK_CEILING = 0.85  # the limiter's knee; peaks stay under PEAK_MAX (about -0.3 dBFS)
+PEAK_MAX = 0.97
 DUCK_GAIN = 0.28  # music level under narration (about -11 dB)
 NARRATION_GAP = 0.15  # seconds kept free before the end of a scene
 
@@ -91,15 +93,15 @@ def music_bed(board: dict, n_samples: int) -> np.ndarray:
 
 
 def _read_speech(path: Path) -> np.ndarray:
-    """Decode and resample a narration wav to 48 kHz mono with MoviePy's ffmpeg reader."""
-    from moviepy import AudioFileClip
-
-    clip = AudioFileClip(str(path), fps=RATE, nbytes=2, buffersize=RATE * 10)
-    try:
-        samples = clip.to_soundarray(fps=RATE, nbytes=2, buffersize=RATE * 10)
-    finally:
-        clip.close()
-    return samples.mean(axis=1) if samples.ndim == 2 else samples
+    """Decode and resample a narration wav to 48 kHz mono float samples with ffmpeg."""
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
+         "-f", "s16le", "-ac", "1", "-ar", str(RATE), "-"],
+        capture_output=True, timeout=60, check=False,
+    )
+    if result.returncode != 0:
+        raise PipelineError(f"cannot decode narration: {result.stderr.decode(errors='replace')[-300:]}", "audio")
+    return np.frombuffer(result.stdout, dtype="<i2").astype(np.float64) / 32767
 
 
 def _speak(text: str, lang: str, dest: Path, speed: int, cancelled) -> np.ndarray:
@@ -157,8 +159,8 @@ def normalize(mix: np.ndarray, target: float = TARGET_LUFS) -> tuple[np.ndarray,
         mix = mix * gain
         over = np.abs(mix) > PEAK_CEILING
         if over.any():
-            # Soft knee above the ceiling: tanh keeps peaks under 1.0 and changes little else.
-            headroom = 1.0 - PEAK_CEILING
+            # Soft knee above PEAK_CEILING: tanh keeps peaks under PEAK_MAX and changes little else.
+            headroom = PEAK_MAX - PEAK_CEILING
             excess = (np.abs(mix[over]) - PEAK_CEILING) / headroom
             mix[over] = np.sign(mix[over]) * (PEAK_CEILING + headroom * np.tanh(excess))
         measured = integrated_loudness(mix)

@@ -1,0 +1,175 @@
+"""The job system end to end with a real Redis, real `celery worker` and beat processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLE_BRIEF, small_brief
+
+pytestmark = pytest.mark.integration
+
+
+def submit(client, token, brief):
+    response = client.post("/tasks/video/async", data=json.dumps(brief, ensure_ascii=False),
+                           content_type="application/json", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 202, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def ffprobe(path: Path) -> dict:
+    out = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", "-show_format",
+                          str(path)], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def events(task_id: str) -> list[str]:
+    from webapp.services.tasks import events_of
+
+    return [e.kind for e in events_of(task_id)]
+
+
+def test_sample_brief_becomes_a_real_mp4(app, client, stack, make_token):
+    """SPEC's sample brief at a small size: status goes to completed, ffprobe confirms the file."""
+    token = make_token("operator")
+    stack.start_worker()
+    brief = {**SAMPLE_BRIEF, "target_duration_id": 6, "config": {"quality": "low", "resolution": "320x180"}}
+    task_id = submit(client, token, brief)["task_id"]
+    task = stack.wait_status(task_id, "completed", timeout=120)
+    status = client.get(f"/tasks/status/{task_id}", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert status["progress"] == 100.0 and status["error"] is None
+    assert status["actual_duration"] is not None
+    video = next(f for f in status["result"]["files"] if f["kind"] == "video")
+    path = Path(app.config["MEDIA_ROOT"]) / task_id / video["name"]
+    info = ffprobe(path)
+    streams = {s["codec_type"]: s for s in info["streams"]}
+    assert streams["video"]["codec_name"] == "h264" and streams["video"]["pix_fmt"] == "yuv420p"
+    assert (streams["video"]["width"], streams["video"]["height"]) == (320, 180)
+    fps = eval(streams["video"]["r_frame_rate"])  # "24/1"
+    assert abs(float(info["format"]["duration"]) - 6.0) <= 1.0 / fps + 1e-3
+    assert streams["audio"]["codec_name"] == "aac"
+    assert events(task_id) == ["created", "started", "completed"]
+    assert task.lease_owner is None
+    # Served under /media with Range support.
+    ranged = client.get(video["url"], headers={"Authorization": f"Bearer {token}", "Range": "bytes=0-99"})
+    assert ranged.status_code == 206 and len(ranged.data) == 100
+    assert client.get(f"/media/{task_id}/../../etc/passwd",
+                      headers={"Authorization": f"Bearer {token}"}).status_code == 404
+    assert client.get(video["url"]).status_code == 401
+
+
+@pytest.mark.sqlite_only
+def test_urgent_task_starts_next_when_every_slot_is_busy(app, client, stack, make_token):
+    token = make_token("operator")
+    stack.start_worker(concurrency=1)
+    blocker = submit(client, token, small_brief(target_duration_id=8))["task_id"]
+    stack.wait_status(blocker, "processing", timeout=60)
+    lows = [submit(client, token, small_brief(priority="low"))["task_id"] for _ in range(3)]
+    urgent = submit(client, token, small_brief(priority="urgent"))["task_id"]
+    for task_id in [blocker, urgent, *lows]:
+        stack.wait_status(task_id, "completed", timeout=120)
+    started = {t: stack.task(t).started_at for t in [urgent, *lows]}
+    assert min(started, key=started.get) == urgent, started
+
+
+@pytest.mark.sqlite_only
+def test_cancel_while_queued(app, client, stack, make_token):
+    token = make_token("operator")
+    task_id = submit(client, token, small_brief())["task_id"]
+    response = client.post(f"/tasks/{task_id}/cancel", headers={"Authorization": f"Bearer {token}"})
+    assert response.get_json()["status"] == "cancelled"
+    stack.start_worker()
+    marker = submit(client, token, small_brief())["task_id"]  # published after the cancelled one
+    stack.wait_status(marker, "completed", timeout=120)
+    task = stack.task(task_id)
+    assert task.status == "cancelled" and task.started_at is None
+    assert not (Path(app.config["MEDIA_ROOT"]) / task_id).exists()
+
+
+def _children_running(pattern: str) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+@pytest.mark.sqlite_only
+def test_cancel_while_running_stops_quickly_and_leaves_nothing(app, client, stack, make_token):
+    token = make_token("operator")
+    stack.start_worker()
+    task_id = submit(client, token, small_brief(target_duration_id=60,
+                                                config={"quality": "low", "resolution": "640x360"}))["task_id"]
+    stack.wait_for(lambda: (t := stack.task(task_id)).status == "processing" and t.stage == "render",
+                   90, "rendering to start")
+    asked = time.monotonic()
+    client.post(f"/tasks/{task_id}/cancel", headers={"Authorization": f"Bearer {token}"})
+    stack.wait_status(task_id, "cancelled", timeout=15)
+    assert time.monotonic() - asked < 5
+    media = Path(app.config["MEDIA_ROOT"])
+    time.sleep(0.5)
+    assert not (media / task_id).exists()
+    assert not (media / "work" / task_id).exists()
+    assert not list((media / "tmp").glob(f"{task_id}*")) if (media / "tmp").exists() else True
+    assert _children_running(f"ffmpeg.*{task_id}") == []
+    assert events(task_id)[-2:] == ["cancel_requested", "cancelled"]
+
+
+@pytest.mark.sqlite_only
+def test_kill_9_of_the_rendering_process_still_completes_once(app, client, stack, make_token):
+    token = make_token("operator")
+    stack.start_worker(concurrency=1)
+    stack.start_beat()
+    task_id = submit(client, token, small_brief(target_duration_id=20,
+                                                config={"quality": "low", "resolution": "320x180"}))["task_id"]
+    task = stack.wait_for(lambda: (t := stack.task(task_id)).status == "processing" and t.stage == "render" and t,
+                          90, "rendering to start")
+    pid = int(task.lease_owner.split(":")[1])
+    os.kill(pid, signal.SIGKILL)
+    stack.wait_status(task_id, "completed", timeout=120)
+    kinds = events(task_id)
+    assert kinds.count("completed") == 1
+    assert "lease_expired" in kinds
+    files = sorted(p.name for p in (Path(app.config["MEDIA_ROOT"]) / task_id).iterdir())
+    assert files.count("video.mp4") == 1
+    tmp = Path(app.config["MEDIA_ROOT"]) / "tmp"
+    assert not list(tmp.glob(f"{task_id}*")) or all(not p.exists() for p in tmp.glob(f"{task_id}*"))
+
+
+@pytest.mark.sqlite_only
+def test_redis_restarted_empty_while_tasks_wait(app, client, stack, make_token, redis_server):
+    import redis as redis_lib
+
+    from webapp.services.broker import SENTINEL_KEY
+
+    token = make_token("operator")
+    stack.start_worker(queues=["maintenance"], name="ops")
+    stack.start_beat()
+    client_redis = redis_lib.Redis.from_url(redis_server.url)
+    stack.wait_for(lambda: client_redis.get(SENTINEL_KEY), 30, "the reconciler's sentinel")
+    ids = [submit(client, token, small_brief())["task_id"] for _ in range(3)]
+    assert client_redis.llen("video_generation:6") == 3
+    redis_server.restart()
+    assert redis_lib.Redis.from_url(redis_server.url).llen("video_generation:6") == 0
+    stack.start_worker(queues=["video_generation"], name="video")
+    for task_id in ids:
+        stack.wait_status(task_id, "completed", timeout=120)
+        assert "redispatched" in events(task_id)
+
+
+@pytest.mark.sqlite_only
+def test_redis_down_at_submit_then_back(app, client, stack, make_token, redis_server):
+    token = make_token("operator")
+    redis_server.stop()
+    started = time.monotonic()
+    body = submit(client, token, small_brief())
+    assert time.monotonic() - started < 5
+    assert body["status"] == "pending"
+    redis_server.start()
+    stack.start_worker()
+    stack.start_beat()
+    stack.wait_status(body["task_id"], "completed", timeout=120)
+    assert "dispatched" in events(body["task_id"])

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, has_request_context, jsonify, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -33,6 +34,8 @@ def select_locale() -> str | None:
     from flask_login import current_user
 
     supported = ["en", "zh"]
+    if not has_request_context():  # CLI, workers, tests: the default locale
+        return None
     chosen = request.cookies.get("lang")
     if chosen in supported:
         return chosen
@@ -111,6 +114,10 @@ def register_errors(app: Flask) -> None:
             if exc.code == 413:
                 message = "The body is larger than 64 KB."
             return api_error(exc.code or 500, names.get(exc.code or 500, "error"), message)
+        if (exc.code or 0) >= 400 and not request.path.startswith(("/media/", "/static/")):
+            from webapp.dashboard.views import error_page
+
+            return error_page(exc)
         return exc
 
     @app.errorhandler(500)

@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass
 
 
-class TaskStatus(str, enum.Enum):
+class TaskStatus(enum.StrEnum):
     """States of a render task, as listed in SPEC.md."""
 
     PENDING = "pending"
@@ -20,9 +20,6 @@ class TaskStatus(str, enum.Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     RETRY = "retry"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: States a task can still leave: it is "live".
@@ -88,15 +85,12 @@ WORKER_GROUPS: dict[str, tuple[str, ...]] = {
 QUALITIES = ("low", "medium", "high")
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     """Roles of users and API tokens; each includes the rights of those before it."""
 
     VIEWER = "viewer"
     OPERATOR = "operator"
     ADMIN = "admin"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def rank(self) -> int:
@@ -114,6 +108,7 @@ class TaskName:
     VISUALS = "aura.stage.visuals"
     AUDIO = "aura.stage.audio"
     RENDER_CHUNK = "aura.stage.render_chunk"
+    ASSEMBLE = "aura.stage.assemble"
     RECONCILE = "aura.maintenance.reconcile"
     CLEANUP = "aura.maintenance.cleanup"
     MONITOR = "aura.monitoring.check"
@@ -121,12 +116,21 @@ class TaskName:
     PING = "aura.default.ping"
 
 
+#: The stage task of each pipeline stage kind.
+STAGE_TASKS: dict[str, str] = {
+    "visuals": TaskName.VISUALS,
+    "audio": TaskName.AUDIO,
+    "render": TaskName.RENDER_CHUNK,
+    "assemble": TaskName.ASSEMBLE,
+}
+
 #: Queue of each task name.
 TASK_QUEUES: dict[str, str] = {
     TaskName.GENERATE: "video_generation",
     TaskName.VISUALS: "image_processing",
     TaskName.AUDIO: "audio_processing",
     TaskName.RENDER_CHUNK: "video_processing",
+    TaskName.ASSEMBLE: "video_processing",
     TaskName.RECONCILE: "maintenance",
     TaskName.CLEANUP: "maintenance",
     TaskName.MONITOR: "monitoring",

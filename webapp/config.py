@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import quote
 
 DEFAULT_SECRET_KEY = "dev-only-insecure-secret-key"
@@ -61,6 +62,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LEASE_SECONDS": _int(env, "LEASE_SECONDS", 30),
         "RETRY_BACKOFF_SECONDS": _int(env, "RETRY_BACKOFF_SECONDS", 10),
         "RECONCILE_SECONDS": _int(env, "RECONCILE_SECONDS", 5),
+        # How often beat evaluates the autoscale policies.
+        "AUTOSCALE_SECONDS": _int(env, "AUTOSCALE_SECONDS", 10),
         # Longer than the hard limit, so Redis never hands a running task to a second worker.
         "VISIBILITY_TIMEOUT": _int(env, "VISIBILITY_TIMEOUT", time_limit * 2 + 60),
         "RETENTION_DAYS": _int(env, "RETENTION_DAYS", 30),

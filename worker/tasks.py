@@ -11,11 +11,15 @@ from typing import Any
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
+from sqlalchemy import select
 
-from webapp.catalog import TaskName
-from webapp.services import lifecycle, reconcile
+from webapp.catalog import STAGE_TASKS, TaskName, TaskStatus
+from webapp.extensions import db
+from webapp.models import RenderTask
+from webapp.services import dispatch, lifecycle, reconcile
 from worker import monitoring
-from worker.pipeline import BadBrief, Cancelled, run_pipeline
+from worker.pipeline import BadBrief, Cancelled
+from worker.stages import Orchestrator, run_stage_task, stage_kind
 
 log = logging.getLogger(__name__)
 
@@ -28,54 +32,65 @@ STAGE_MESSAGES = {
 }
 
 
-def media_paths(task_id: str, attempt: int) -> tuple[Path, Path, Path]:
-    """(work dir shared by attempts, this attempt's temp output dir, the final output dir)."""
-    root = Path(current_app.config["MEDIA_ROOT"])
-    return (root / "work" / task_id,
-            root / "tmp" / f"{task_id}.{attempt}.{os.getpid()}",
-            root / task_id)
+def media_root() -> Path:
+    return Path(current_app.config["MEDIA_ROOT"])
+
+
+def work_dir_of(task_id: str) -> Path:
+    """Artifacts of every attempt of a task; kept until it ends, so retries resume."""
+    return media_root() / "work" / task_id
+
+
+def remove_leftovers(task_id: str) -> None:
+    """Delete the temp output of every attempt (killed attempts leave theirs) and the work dir."""
+    for stale in (media_root() / "tmp").glob(f"{task_id}.*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    shutil.rmtree(work_dir_of(task_id), ignore_errors=True)
 
 
 def with_urls(result: dict[str, Any], task_id: str) -> dict[str, Any]:
     """Add a /media URL to every file of the pipeline's result."""
     result = dict(result)
-    files = []
-    for item in result.get("files", []):
-        item = dict(item)
-        item["url"] = f"/media/{task_id}/{item['name']}"
-        files.append(item)
-    result["files"] = files
-    for key in ("video", "poster"):
+    result["files"] = [{**item, "url": f"/media/{task_id}/{item['name']}"} for item in result.get("files", [])]
+    for key in ("video", "poster", "thumbnail"):
         if result.get(key):
             result[f"{key}_url"] = f"/media/{task_id}/{result[key]}"
     return result
 
 
+def owner_name(request: Any) -> str:
+    return f"{request.hostname or 'worker'}:{os.getpid()}:{os.urandom(2).hex()}"
+
+
 @shared_task(name=TaskName.GENERATE, bind=True)
 def generate(self: Any, task_id: str, attempt: int) -> str:
-    """Render one task attempt, if this worker wins the claim."""
-    owner = f"{self.request.hostname or 'worker'}:{os.getpid()}:{os.urandom(2).hex()}"
-    claimed = lifecycle.claim(str(task_id), int(attempt), owner)
+    """Render one task attempt, if this worker wins the claim: it orchestrates the stages."""
+    claimed = lifecycle.claim(str(task_id), int(attempt), owner_name(self.request))
     if isinstance(claimed, str):
         log.info("task %s attempt %s dropped: %s", task_id, attempt, claimed)
         return claimed
-    work_dir, tmp_dir, final_dir = media_paths(claimed.task_id, claimed.attempt)
-    stage: dict[str, str | None] = {"name": None}
+    tmp_dir = media_root() / "tmp" / f"{claimed.task_id}.{claimed.attempt}.{os.getpid()}"
+    final_dir = media_root() / claimed.task_id
+    priority = claimed.request.get("priority")
+    current = {"stage": None}
+
+    def publish(stage_id: str) -> bool:
+        return dispatch.send(STAGE_TASKS[stage_kind(stage_id)], [claimed.task_id, claimed.attempt, stage_id],
+                             priority=priority)
 
     with lifecycle.LeaseKeeper(claimed) as keeper:
 
-        def progress(fraction: float, stage_name: str, message: str) -> None:
-            if stage_name != stage["name"]:
-                stage["name"] = stage_name
-                keeper.report(fraction * 100, STAGE_MESSAGES.get(stage_name, message), stage_name, force=True)
-                return
-            text = STAGE_MESSAGES.get(stage_name, "")
-            keeper.report(fraction * 100, f"{text} {message}".strip() if message else text, stage_name)
+        def progress(fraction: float, stage: str, message: str) -> None:
+            changed = stage != current["stage"]
+            current["stage"] = stage
+            text = STAGE_MESSAGES.get(stage, stage)
+            keeper.report(fraction * 100, f"{text} {message}".strip(), stage, force=changed)
 
+        outcome = "lost"
         try:
             tmp_dir.mkdir(parents=True, exist_ok=True)
-            work_dir.mkdir(parents=True, exist_ok=True)
-            result = run_pipeline(claimed.request, work_dir, tmp_dir, progress, keeper.cancelled)
+            result = Orchestrator(claimed.request, work_dir_of(claimed.task_id), tmp_dir, claimed.owner,
+                                  publish, progress, keeper.cancelled).run()
             if keeper.cancelled():
                 raise Cancelled("cancelled after the last stage")
 
@@ -85,24 +100,53 @@ def generate(self: Any, task_id: str, attempt: int) -> str:
                 os.replace(tmp_dir, final_dir)
 
             if lifecycle.complete(claimed, with_urls(result, claimed.task_id), publish_files):
-                shutil.rmtree(work_dir, ignore_errors=True)
-                return "completed"
-            return "lost"
+                outcome = "completed"
         except Cancelled:
             if keeper.cancel_requested and lifecycle.finish_cancelled(claimed):
-                shutil.rmtree(work_dir, ignore_errors=True)
-                return "cancelled"
-            return "lost"
+                outcome = "cancelled"
         except BadBrief as exc:
-            lifecycle.fail_or_retry(claimed, exc, stage["name"] or "storyboard", retryable=False)
-            return "failed"
-        except SoftTimeLimitExceeded as exc:
-            return lifecycle.fail_or_retry(claimed, exc, stage["name"], retryable=True)
-        except Exception as exc:
-            log.exception("task %s failed at %s", task_id, stage["name"])
-            return lifecycle.fail_or_retry(claimed, exc, stage["name"], retryable=True)
+            outcome = lifecycle.fail_or_retry(claimed, exc, current["stage"] or "storyboard", retryable=False)
+        except (SoftTimeLimitExceeded, Exception) as exc:
+            log.exception("task %s failed at %s", task_id, current["stage"])
+            outcome = lifecycle.fail_or_retry(claimed, exc, current["stage"], retryable=True)
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
+    if outcome in (TaskStatus.COMPLETED.value, TaskStatus.CANCELLED.value, TaskStatus.FAILED.value):
+        remove_leftovers(claimed.task_id)
+    return outcome
+
+
+def _stage(request: Any, task_id: str, attempt: int, stage_id: str) -> str:
+    """A stage task: runs only while its attempt is the one processing the row."""
+    row = db.session.execute(
+        select(RenderTask.status, RenderTask.attempt).where(RenderTask.id == str(task_id))).first()
+    if row is None or row.status != TaskStatus.PROCESSING.value or row.attempt != int(attempt):
+        return "stale"
+    return run_stage_task(work_dir_of(str(task_id)), str(stage_id), owner_name(request), lambda: False)
+
+
+@shared_task(name=TaskName.VISUALS, bind=True)
+def visuals_stage(self: Any, task_id: str, attempt: int, stage_id: str) -> str:
+    """Still layers of every scene (image_processing)."""
+    return _stage(self.request, task_id, attempt, stage_id)
+
+
+@shared_task(name=TaskName.AUDIO, bind=True)
+def audio_stage(self: Any, task_id: str, attempt: int, stage_id: str) -> str:
+    """Music bed, narration, loudness and subtitles (audio_processing)."""
+    return _stage(self.request, task_id, attempt, stage_id)
+
+
+@shared_task(name=TaskName.RENDER_CHUNK, bind=True)
+def render_chunk_stage(self: Any, task_id: str, attempt: int, stage_id: str) -> str:
+    """One chunk of the video (video_processing)."""
+    return _stage(self.request, task_id, attempt, stage_id)
+
+
+@shared_task(name=TaskName.ASSEMBLE, bind=True)
+def assemble_stage(self: Any, task_id: str, attempt: int, stage_id: str) -> str:
+    """Join the chunks, mux the audio, poster, sidecars and quality gate (video_processing)."""
+    return _stage(self.request, task_id, attempt, stage_id)
 
 
 @shared_task(name=TaskName.RECONCILE)

@@ -56,7 +56,7 @@ def test_without_espeak_subtitles_follow_the_scenes(tmp_path, quiet, monkeypatch
     result = render_audio(board, tmp_path, quiet, never)
     assert result["narration"] is False
     assert integrated_loudness(read_wav(result["wav"])) == pytest.approx(-16.0, abs=1.0)
-    for scene, (start, end, text) in zip(board["scenes"], result["cues"]):
+    for scene, (start, end, text) in zip(board["scenes"], result["cues"], strict=True):
         assert text == scene["caption"]
         assert scene["start_frame"] / board["fps"] <= start < end <= board["duration"]
 

@@ -6,7 +6,6 @@ from worker.pipeline import BadBrief, build_storyboard
 from worker.pipeline.storyboard import CHUNK_SECONDS
 
 
-
 @pytest.mark.parametrize("quality", ["low", "medium", "high"])
 def test_scene_frames_add_up_to_the_target_exactly(sample_brief, quality):
     brief = copy.deepcopy(sample_brief)

@@ -7,12 +7,12 @@ import json
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_babel import gettext as _
 
+from webapp.api.auth import api_error, require_role
 from webapp.catalog import Role
 from webapp.extensions import csrf
 from webapp.services import queues as queue_service
 from webapp.services import tasks as task_service
 from webapp.services.validation import BriefError, validate_brief
-from webapp.api.auth import api_error, require_role
 
 bp = Blueprint("api", __name__, url_prefix="/tasks")
 csrf.exempt(bp)

@@ -7,19 +7,22 @@ Each page's view also serves its live fragment when the request comes from htmx;
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, current_app, flash, make_response, redirect, render_template,
-                   request, url_for)
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_htmx.constants import HTMX_STOP_POLLING
 from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
 
-from webapp.catalog import PRIORITIES, QUEUES, Role, TaskStatus
-from webapp.dashboard.forms import (CUSTOM, RESOLUTION_PRESETS, BriefForm, LoginForm, PasswordForm,
-                                    TokenForm)
+from webapp.catalog import PRIORITIES, QUALITIES, QUEUES, Role, TaskStatus
+from webapp.dashboard.forms import CUSTOM, RESOLUTION_PRESETS, BriefForm, LoginForm, PasswordForm, TokenForm
 from webapp.extensions import db, htmx, login_manager
 from webapp.models import User
 from webapp.services import auth as auth_service
@@ -29,8 +32,6 @@ from webapp.services import tasks as task_service
 
 bp = Blueprint("dashboard", __name__)
 
-#: flask-htmx has HTMX_STOP_POLLING in newer releases; 286 is htmx's "stop polling" status.
-STOP_POLLING = 286
 POLL_SECONDS = 2
 LANG_COOKIE_DAYS = 365
 TASK_ID = re.compile(r"^video_\d{6,12}_[a-z0-9]{4,16}$")
@@ -80,7 +81,7 @@ def is_fragment_request() -> bool:
 
 def live_response(html: str, live: bool):
     """A fragment response; 286 tells htmx to stop polling when nothing on it is live."""
-    return make_response(html, 200 if live else STOP_POLLING)
+    return make_response(html, 200 if live else HTMX_STOP_POLLING)
 
 
 def safe_next(target: str | None, fallback: str) -> str:
@@ -213,10 +214,10 @@ def submit_brief():
 
 # --- one task --------------------------------------------------------------------------------
 
-def render_task_live(task) -> str:
+def render_task_live(task, notice: str | None = None) -> str:
     events = task_service.events_of(task.id)
     children = board.resubmissions_of(task.id)
-    return render_template("dashboard/_task.html", task=task, events=events, children=children)
+    return render_template("dashboard/_task.html", task=task, events=events, children=children, notice=notice)
 
 
 @bp.get("/videos/<task_id>")
@@ -241,13 +242,15 @@ def task_cancel(task_id: str):
         abort(404)
     if task_service.cancel(task, by=principal()):
         if task.status == TaskStatus.CANCELLED.value:
-            flash(_("Cancelled."), "success")
+            notice, category = _("Cancelled."), "success"
         else:
-            flash(_("Cancellation requested; the worker stops within seconds."), "info")
+            notice, category = _("Cancellation requested; the worker stops within seconds."), "info"
     else:
-        flash(_("Task %(id)s is already %(status)s.", id=task.id, status=status_label(task.status)), "error")
+        notice = _("Task %(id)s is already %(status)s.", id=task.id, status=status_label(task.status))
+        category = "error"
     if is_fragment_request():
-        return live_response(render_task_live(task), task.is_live)
+        return live_response(render_task_live(task, notice=notice), task.is_live)
+    flash(notice, category)
     return redirect(url_for("dashboard.task_page", task_id=task.id))
 
 
@@ -415,9 +418,38 @@ def admin_url() -> str | None:
     return _admin_url_cache[key]
 
 
+ERROR_TEXT = {
+    400: (_l("Bad request"), _l("The request could not be understood.")),
+    401: (_l("Sign-in needed"), _l("Please sign in to see this page.")),
+    403: (_l("Not allowed"), _l("Your role does not allow this.")),
+    404: (_l("Not found"), _l("There is nothing at this address.")),
+    405: (_l("Method not allowed"), _l("This address does not accept that kind of request.")),
+    413: (_l("Too large"), _l("The request is too large.")),
+}
+
+
+def error_page(exc: HTTPException):
+    """An HTML error page in the dashboard's look (the JSON API has its own errors)."""
+    code = exc.code or 500
+    title, message = ERROR_TEXT.get(code, (exc.name, exc.description))
+    if isinstance(exc, CSRFError):
+        message = _("The form has expired or lacks its security token. Reload the page and try again.")
+    return render_template("error.html", error=exc, title=title, message=message), code
+
+
+@bp.app_template_filter("split_tail")
+def split_tail(text: str, lines: int = 20) -> str:
+    """The last `lines` lines of a text (the end of a traceback is where the cause is)."""
+    return "\n".join(str(text).splitlines()[-lines:])
+
+
 @bp.app_context_processor
 def template_helpers() -> dict[str, Any]:
+    locale = get_locale()
     return {
+        "html_lang": "zh-CN" if locale is not None and locale.language == "zh" else "en",
+        "priorities": list(PRIORITIES),
+        "qualities": QUALITIES,
         "Role": Role,
         "TaskStatus": TaskStatus,
         "status_label": status_label,

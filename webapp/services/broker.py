@@ -40,7 +40,7 @@ def queue_depths() -> dict[str, dict[str, int]] | None:
     except redis.RedisError:
         return None
     depths: dict[str, dict[str, int]] = {q: {} for q in QUEUES}
-    for (queue, prio), count in zip(names, counts):
+    for (queue, prio), count in zip(names, counts, strict=False):
         depths[queue][prio.name] = int(count)
     return depths
 

@@ -9,9 +9,10 @@ import secrets
 import string
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _

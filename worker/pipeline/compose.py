@@ -9,6 +9,7 @@ and the concatenation is stream-copied.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -170,8 +171,6 @@ def assemble(board: dict, work_dir: Path, out_dir: Path, progress, cancelled) ->
              "srt": "subtitles.srt", "vtt": "subtitles.vtt"}
     if result_path.is_file() and all((out_dir / n).is_file() for n in names.values()):
         progress(1.0, "Video ready (cached)")
-        import json
-
         return json.loads(result_path.read_text(encoding="utf-8"))
 
     chunks = [chunk_path(board, c["index"], work_dir) for c in board["chunks"]]

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from .cache import publish_dir, remove_quietly, stage_key
 from .errors import Cancelled
 from .fonts import font_chain
-from .layout import fit_text, draw_text
+from .layout import draw_text, fit_text
 
 SAFE_MARGIN = 0.10  # title-safe margin on every side, as a fraction of the frame
 MAX_ZOOM = 1.07  # backgrounds are drawn this much larger than the frame: the camera only zooms down
@@ -103,14 +103,14 @@ def render_background(scene: dict, size: tuple[int, int]) -> Image.Image:
         plane = c0[ch] + (c1[ch] - c0[ch]) * ramp
         plane += (c2[ch] - plane) * (glow * 0.45)
         image[:, :, ch] = plane
-    base = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8), "RGB").convert("RGBA")
+    base = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).convert("RGBA")
     del image, ramp, glow
     base.alpha_composite(_draw_motif(scene["motif"], size, colours, rng))
     out = np.asarray(base.convert("RGB"), dtype=np.float32)
     out *= vignette[:, :, None]
     # Keep every pixel well above ffmpeg's blackdetect threshold.
     np.maximum(out, 28.0, out=out)
-    return Image.fromarray(out.astype(np.uint8), "RGB")
+    return Image.fromarray(out.astype(np.uint8))
 
 
 def _text_layers(scene: dict, board: dict) -> list[tuple[Image.Image, int, int, int, int]]:

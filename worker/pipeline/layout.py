@@ -39,8 +39,11 @@ def _split_long(token: str, chain: tuple[Face, ...], size: int, max_width: float
     pieces, current = [], ""
     for char in token:
         if current and text_width(current + char, chain, size) > max_width:
+            carry = ""
+            if char in NO_START and len(current) > 1:
+                current, carry = current[:-1], current[-1]
             pieces.append(current)
-            current = char
+            current = carry + char
         else:
             current += char
     return pieces + ([current] if current else [])
@@ -78,6 +81,11 @@ def wrap(text: str, chain: tuple[Face, ...], size: int, max_width: float) -> lis
             continue
         while line and line[-1].isspace():
             line.pop()
+        if width_of([token]) > max_width:
+            # Too wide for any line: start a fresh line and break it there.
+            lines.append([])
+            queue.insert(0, token)
+            continue
         new = [token]
         # Pull characters down so the new line does not start with closing punctuation.
         while new[0][0] in NO_START and len(line) > 1:

@@ -151,7 +151,7 @@ def _chunks(total: int, fps: int, forbidden: list[tuple[int, int]]) -> list[dict
         cuts.append(cut)
         pos = cut
     bounds = [0, *cuts, total]
-    return [{"index": i, "start_frame": a, "frames": b - a} for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+    return [{"index": i, "start_frame": a, "frames": b - a} for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False))]
 
 
 def build_storyboard(brief: dict) -> dict:
@@ -209,11 +209,11 @@ def build_storyboard(brief: dict) -> dict:
         closing = ("Thank you for watching", f"{theme}: see what comes next.")
 
     specs = [("title", theme, title_caption, theme)]
-    specs += [("keyword", kw, cap, kw) for kw, cap in zip(keywords, captions)]
+    specs += [("keyword", kw, cap, kw) for kw, cap in zip(keywords, captions, strict=True)]
     specs += [("closing", closing[0], closing[1], theme + "/closing")]
     scenes, start = [], 0
     forbidden = [(0, int(round(FADE_IN_SECONDS * fps)) + 1), (total - int(round(FADE_OUT_SECONDS * fps)) - 1, total)]
-    for i, ((kind, heading, caption, art_word), count) in enumerate(zip(specs, frames)):
+    for i, ((kind, heading, caption, art_word), count) in enumerate(zip(specs, frames, strict=True)):
         entry = transition if i else int(round(FADE_IN_SECONDS * fps * 0.6))
         heading_in = entry + int(round(0.1 * fps))
         caption_in = heading_in + int(round(0.35 * fps))

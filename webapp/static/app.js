@@ -1,0 +1,154 @@
+/* Aura Render dashboard: small progressive enhancements. Every page works without this file. */
+(function () {
+  "use strict";
+
+  /* Keywords as tags. The original text input stays the form field (comma separated), hidden
+     behind chips and an entry box, so a failed submit or no JavaScript loses nothing. */
+  var SPLIT = /[,，、;；\n]+/;
+
+  function enhanceTagInput(source) {
+    if (source.dataset.tagReady) return;
+    source.dataset.tagReady = "1";
+    var removeLabel = source.dataset.removeLabel || "Remove";
+    var box = document.createElement("div");
+    box.className = "tag-input";
+    var list = document.createElement("ul");
+    list.className = "tag-list";
+    list.setAttribute("role", "list");
+    var entry = document.createElement("input");
+    entry.type = "text";
+    entry.className = "tag-entry";
+    entry.id = source.id;
+    source.id = source.id + "-value";
+    entry.setAttribute("aria-describedby", source.getAttribute("aria-describedby") || "");
+    if (source.getAttribute("aria-invalid")) entry.setAttribute("aria-invalid", "true");
+    entry.setAttribute("enterkeyhint", "enter");
+    entry.autocomplete = "off";
+    source.type = "hidden";
+    source.parentNode.insertBefore(box, source);
+    box.appendChild(list);
+    box.appendChild(entry);
+    box.appendChild(source);
+
+    function tags() {
+      return source.value.split(SPLIT).map(function (t) { return t.trim(); }).filter(Boolean);
+    }
+    function write(values) {
+      source.value = values.join(", ");
+      render();
+    }
+    function render() {
+      list.textContent = "";
+      tags().forEach(function (tag, index) {
+        var item = document.createElement("li");
+        item.className = "tag";
+        var text = document.createElement("span");
+        text.textContent = tag;
+        var remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "tag-remove";
+        remove.setAttribute("aria-label", removeLabel + " " + tag);
+        remove.textContent = "×";
+        remove.addEventListener("click", function () {
+          var values = tags();
+          values.splice(index, 1);
+          write(values);
+          entry.focus();
+        });
+        item.appendChild(text);
+        item.appendChild(remove);
+        list.appendChild(item);
+      });
+    }
+    function commit() {
+      var fresh = entry.value.split(SPLIT).map(function (t) { return t.trim(); }).filter(Boolean);
+      if (!fresh.length) return false;
+      var values = tags();
+      fresh.forEach(function (t) { if (values.indexOf(t) < 0) values.push(t); });
+      entry.value = "";
+      write(values);
+      return true;
+    }
+    entry.addEventListener("keydown", function (event) {
+      if (event.isComposing) return; /* Chinese IME: Enter confirms the composition first */
+      if (event.key === "Enter" || event.key === ",") {
+        if (commit() || event.key === ",") event.preventDefault();
+      } else if (event.key === "Backspace" && !entry.value) {
+        var values = tags();
+        values.pop();
+        write(values);
+      }
+    });
+    entry.addEventListener("input", function () {
+      if (SPLIT.test(entry.value)) commit();
+    });
+    entry.addEventListener("blur", commit);
+    /* A pending word still counts when the form is sent. */
+    var form = source.form;
+    if (form) {
+      form.addEventListener("submit", commit, true);
+      form.addEventListener("htmx:configRequest", function (event) {
+        commit();
+        event.detail.parameters[source.name] = source.value;
+      });
+    }
+    box.addEventListener("click", function (event) {
+      if (event.target === box || event.target === list) entry.focus();
+    });
+    render();
+  }
+
+  /* The custom size field shows only when "Custom size" is chosen. */
+  function enhanceCustomToggle(select) {
+    var target = document.getElementById(select.dataset.customToggle);
+    if (!target) return;
+    function sync() {
+      var custom = select.value === "custom";
+      target.hidden = !custom;
+      var input = target.querySelector("input");
+      if (input) input.disabled = !custom;
+    }
+    select.addEventListener("change", function () {
+      sync();
+      if (select.value === "custom") {
+        var input = target.querySelector("input");
+        if (input) input.focus();
+      }
+    });
+    sync();
+  }
+
+  function enhance(root) {
+    root.querySelectorAll("input[data-tag-input]").forEach(enhanceTagInput);
+    root.querySelectorAll("select[data-custom-toggle]").forEach(enhanceCustomToggle);
+  }
+
+  /* Plain forms that change something ask first (htmx forms use hx-confirm). */
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+    }
+  });
+
+  /* Copy buttons (the new API token). */
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy]");
+    if (!button) return;
+    var source = document.querySelector(button.dataset.copy);
+    if (!source || !navigator.clipboard) return;
+    navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+      button.textContent = button.dataset.copied || "Copied";
+    });
+  });
+
+  /* Polls skip while the tab is hidden; on return, refresh at once instead of waiting. */
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && window.htmx) {
+      window.htmx.trigger(document.body, "aura:visible");
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () { enhance(document); });
+  document.addEventListener("htmx:load", function (event) { enhance(event.detail.elt); });
+})();

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -35,13 +34,18 @@ def copy_vendor() -> None:
 
 
 def compile_translations() -> None:
-    """Compile every messages.po into the .mo file Flask-Babel reads."""
-    if not TRANSLATIONS.exists():
-        return
-    pybabel = Path(sys.executable).parent / "pybabel"
-    command = [str(pybabel)] if pybabel.exists() else [sys.executable, "-m", "babel.messages.frontend"]
-    subprocess.run(command + ["compile", "-q", "-f", "-d", str(TRANSLATIONS)], check=True)
-    print(f"vendor: compiled translations in {TRANSLATIONS.relative_to(ROOT)}")
+    """Compile every messages.po into the .mo file Flask-Babel reads (fuzzy entries left out)."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    for po_path in sorted(TRANSLATIONS.glob("*/LC_MESSAGES/messages.po")):
+        with po_path.open("rb") as source:
+            catalog = read_po(source, locale=po_path.parent.parent.name)
+        with po_path.with_suffix(".mo").open("wb") as target:
+            write_mo(target, catalog, use_fuzzy=False)
+        entries = [message for message in catalog if message.id]
+        done = sum(1 for message in entries if message.string)
+        print(f"vendor: compiled {po_path.relative_to(ROOT)} ({done}/{len(entries)} translated)")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ POLL_SECONDS = 0.2
 
 Publish = Callable[[str], bool]  # publish(stage_id) -> published?
 Progress = Callable[[float, str, str], None]  # (overall fraction, stage, message)
+StageDone = Callable[[str, dict], None]  # (stage id, {"by": runner, "reused": bool, "seconds": float})
 
 
 def stage_kind(stage_id: str) -> str:
@@ -193,8 +194,10 @@ class Orchestrator:
     """Drives one task attempt's stages to the finished result."""
 
     def __init__(self, brief: dict, work_dir: Path, out_dir: Path, owner: str, publish: Publish,
-                 progress: Progress, cancelled: Callable[[], bool]):
+                 progress: Progress, cancelled: Callable[[], bool], on_done: StageDone | None = None):
         self.files = StageBoard(work_dir)
+        self.on_done = on_done or (lambda _stage, _info: None)
+        self.started = time.monotonic()
         self.brief = brief
         self.out_dir = Path(out_dir)
         self.owner = owner
@@ -225,9 +228,13 @@ class Orchestrator:
 
     def start(self, stage_ids: list[str]) -> None:
         for stage_id in stage_ids:
-            if self.files.done(stage_id) is None:
+            done = self.files.done(stage_id)
+            if done is None:
                 self.publish(stage_id)
                 self.published_at[stage_id] = time.monotonic()
+            else:
+                # Finished by an earlier attempt: its artifacts are keyed by their inputs.
+                self.on_done(stage_id, {"by": done.get("by"), "reused": True, "seconds": 0.0})
 
     def overall(self, chunks: list[str]) -> float:
         total = self.board["total_frames"] or 1
@@ -245,8 +252,12 @@ class Orchestrator:
         while pending:
             self.check_cancel()
             for stage_id in list(pending):
-                if self.files.done(stage_id) is not None:
+                done = self.files.done(stage_id)
+                if done is not None:
                     pending.remove(stage_id)
+                    if stage_id in self.published_at:
+                        self.on_done(stage_id, {"by": done.get("by"), "reused": False,
+                                                "seconds": round(time.monotonic() - self.published_at[stage_id], 2)})
                     continue
                 error = self.files.error(stage_id)
                 if error is not None:

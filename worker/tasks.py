@@ -86,11 +86,16 @@ def generate(self: Any, task_id: str, attempt: int) -> str:
             text = STAGE_MESSAGES.get(stage, stage)
             keeper.report(fraction * 100, f"{text} {message}".strip(), stage, force=changed)
 
+        def stage_done(stage_id: str, info: dict) -> None:
+            how = "reused from an earlier attempt" if info["reused"] else f"done in {info['seconds']}s"
+            lifecycle.record_event(claimed.task_id, "stage", f"{stage_id} {how} by {info['by']}",
+                                   {"stage": stage_id, **info})
+
         outcome = "lost"
         try:
             tmp_dir.mkdir(parents=True, exist_ok=True)
             result = Orchestrator(claimed.request, work_dir_of(claimed.task_id), tmp_dir, claimed.owner,
-                                  publish, progress, keeper.cancelled).run()
+                                  publish, progress, keeper.cancelled, stage_done).run()
             if keeper.cancelled():
                 raise Cancelled("cancelled after the last stage")
 

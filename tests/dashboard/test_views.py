@@ -323,7 +323,7 @@ def test_unknown_task_is_a_404_page(client, sign_in):
 def test_completed_task_shows_player_downloads_and_file_facts(client, sign_in, make_task):
     task_id = "video_1700000001_done0001"
     files = [
-        {"kind": "mp4", "name": "video.mp4", "size": 1_234_567, "duration": 5.0, "width": 320, "height": 180,
+        {"kind": "video", "name": "video.mp4", "size": 1_234_567, "duration": 5.0, "width": 320, "height": 180,
          "url": f"/media/{task_id}/video.mp4"},
         {"kind": "srt", "name": "captions.srt", "size": 321, "url": f"/media/{task_id}/captions.srt"},
         {"kind": "vtt", "name": "captions.vtt", "size": 330, "url": f"/media/{task_id}/captions.vtt"},

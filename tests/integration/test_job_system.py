@@ -35,6 +35,18 @@ def events(task_id: str) -> list[str]:
     return [e.kind for e in events_of(task_id)]
 
 
+def stage_ids(task_id: str) -> list[str]:
+    from webapp.services.tasks import events_of
+
+    return [e.data["stage"] for e in events_of(task_id) if e.kind == "stage"]
+
+
+def stage_events(task_id: str) -> dict[str, dict]:
+    from webapp.services.tasks import events_of
+
+    return {e.data["stage"]: e.data for e in events_of(task_id) if e.kind == "stage"}
+
+
 def test_sample_brief_becomes_a_real_mp4(app, client, stack, make_token):
     """SPEC's sample brief at a small size: status goes to completed, ffprobe confirms the file."""
     token = make_token("operator")
@@ -54,7 +66,9 @@ def test_sample_brief_becomes_a_real_mp4(app, client, stack, make_token):
     fps = eval(streams["video"]["r_frame_rate"])  # "24/1"
     assert abs(float(info["format"]["duration"]) - 6.0) <= 1.0 / fps + 1e-3
     assert streams["audio"]["codec_name"] == "aac"
-    assert events(task_id) == ["created", "started", "completed"]
+    kinds = events(task_id)
+    assert kinds[:2] == ["created", "started"] and kinds[-1] == "completed"
+    assert {"visuals", "audio", "chunk-0", "assemble"} <= {e for e in stage_ids(task_id)}
     assert task.lease_owner is None
     # Served under /media with Range support.
     ranged = client.get(video["url"], headers={"Authorization": f"Bearer {token}", "Range": "bytes=0-99"})
@@ -133,6 +147,11 @@ def test_kill_9_of_the_rendering_process_still_completes_once(app, client, stack
     kinds = events(task_id)
     assert kinds.count("completed") == 1
     assert "lease_expired" in kinds
+    # The second attempt resumed: the stages the first attempt finished were not redone.
+    from webapp.services.tasks import events_of
+
+    reused = [e.data["stage"] for e in events_of(task_id) if e.kind == "stage" and e.data["reused"]]
+    assert "visuals" in reused and "audio" in reused
     files = sorted(p.name for p in (Path(app.config["MEDIA_ROOT"]) / task_id).iterdir())
     assert files.count("video.mp4") == 1
     tmp = Path(app.config["MEDIA_ROOT"]) / "tmp"
@@ -173,3 +192,27 @@ def test_redis_down_at_submit_then_back(app, client, stack, make_token, redis_se
     stack.start_beat()
     stack.wait_status(body["task_id"], "completed", timeout=120)
     assert "dispatched" in events(body["task_id"])
+
+
+@pytest.mark.sqlite_only
+def test_stages_run_on_their_own_queues(app, client, stack, make_token):
+    """Storyboard on video_generation, visuals on image_processing, audio on audio_processing,
+    chunks and assembly on video_processing: each seen on the worker that serves only that queue."""
+    token = make_token("operator")
+    nodes = {
+        "video_generation": stack.start_worker(["video_generation"], name="gen"),
+        "image_processing": stack.start_worker(["image_processing"], name="img"),
+        "audio_processing": stack.start_worker(["audio_processing"], name="aud"),
+        "video_processing": stack.start_worker(["video_processing"], name="vid", concurrency=2),
+    }
+    task_id = submit(client, token, small_brief(target_duration_id=24))["task_id"]
+    stack.wait_status(task_id, "completed", timeout=120)
+    done = stage_events(task_id)
+    by_host = {stage: info["by"].split(":")[0] for stage, info in done.items()}
+    assert by_host["visuals"] == nodes["image_processing"]
+    assert by_host["audio"] == nodes["audio_processing"]
+    chunks = [s for s in by_host if s.startswith("chunk-")]
+    assert len(chunks) >= 2
+    assert all(by_host[c] == nodes["video_processing"] for c in chunks)
+    assert by_host["assemble"] == nodes["video_processing"]
+    assert stack.task(task_id).lease_owner is None

@@ -189,6 +189,12 @@ class LeaseKeeper:
                 self.lease_lost = True
 
 
+def record_event(task_id: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+    """Append a timeline entry from a worker (its own short transaction)."""
+    with db.engine.begin() as conn:
+        _insert_events(conn, _event(task_id, kind, message, None, data))
+
+
 def _holder(claim: Claim) -> Any:
     return (RenderTask.id == claim.task_id, RenderTask.lease_owner == claim.owner,
             RenderTask.status == TaskStatus.PROCESSING.value)

@@ -381,8 +381,7 @@ def purge_offline() -> int:
             removed += 1
     removed += db.session.execute(
         delete(FleetSupervisor).where(FleetSupervisor.lease_expires_at < cutoff)).rowcount or 0
-    if removed:
-        db.session.commit()
+    db.session.commit()  # always: an open DELETE would hold SQLite's write lock
     return removed
 
 

@@ -216,7 +216,7 @@ def submit_brief():
 
 def render_task_live(task, notice: str | None = None) -> str:
     events = task_service.events_of(task.id)
-    children = board.resubmissions_of(task.id)
+    children = board.resubmissions_of(task)
     return render_template("dashboard/_task.html", task=task, events=events, children=children, notice=notice)
 
 

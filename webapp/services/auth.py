@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -15,6 +18,24 @@ from webapp.timeutil import utcnow
 
 TOKEN_PREFIX = "aura_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# A token's role and state are cached this long per process; a revocation takes effect within it.
+CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What a request needs to know about its token."""
+
+    id: int
+    name: str
+    role: str
+
+    def can(self, needed: Role) -> bool:
+        return Role(self.role).allows(needed)
+
+
+_cache: dict[str, tuple[float, TokenInfo | None]] = {}
+_cache_lock = threading.Lock()
 
 
 def hash_token(raw: str) -> str:
@@ -32,11 +53,26 @@ def create_token(name: str, role: Role | str, user: User | None = None) -> tuple
     return token, raw
 
 
-def authenticate(raw: str) -> ApiToken | None:
-    """The live token with this value, or None."""
+def authenticate(raw: str) -> TokenInfo | None:
+    """The live token with this value, or None (cached for CACHE_SECONDS per process)."""
     if not raw or len(raw) > 200:
         return None
-    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(raw)))
+    digest = hash_token(raw)
+    now_mono = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(digest)
+    if hit and now_mono - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    info = _lookup(digest)
+    with _cache_lock:
+        if len(_cache) > 10000:
+            _cache.clear()
+        _cache[digest] = (now_mono, info)
+    return info
+
+
+def _lookup(digest: str) -> TokenInfo | None:
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
     if token is None or token.revoked_at is not None:
         return None
     if token.user_id is not None:
@@ -47,12 +83,20 @@ def authenticate(raw: str) -> ApiToken | None:
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         db.session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
         db.session.commit()
-    return token
+    return TokenInfo(token.id, token.name, token.role)
+
+
+def forget_cached_tokens() -> None:
+    """Drop the per-process token cache (after a revocation in this process)."""
+    with _cache_lock:
+        _cache.clear()
 
 
 def revoke_token(token: ApiToken) -> None:
+    """Revoke a token; other processes stop accepting it within CACHE_SECONDS."""
     token.revoked_at = utcnow()
     db.session.commit()
+    forget_cached_tokens()
 
 
 def create_user(username: str, password: str, role: Role | str) -> User:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 
 from webapp.catalog import PRIORITIES, QUEUES, WAITING_STATES, TaskStatus
 from webapp.extensions import db
@@ -45,12 +45,17 @@ def waiting_grid(depths: dict[str, dict[str, int]] | None) -> list[QueueRow]:
     now = utcnow()
     waiting = [s.value for s in WAITING_STATES]
     found: dict[tuple[str, str], tuple[int, datetime | None]] = {}
-    for queue, priority, count, oldest in db.session.execute(
+    # One grouped select per waiting state, glued with UNION ALL: each is an index lookup on
+    # (status, queue, ...), where `status IN (...)` made SQLite scan every row (50 ms at 100k).
+    per_state = union_all(*(
         select(RenderTask.queue, RenderTask.priority, func.count(), func.min(RenderTask.created_at))
-        .where(RenderTask.status.in_(waiting))
-        .group_by(RenderTask.queue, RenderTask.priority)
-    ):
-        found[(queue, priority)] = (count, oldest)
+        .where(RenderTask.status == state).group_by(RenderTask.queue, RenderTask.priority)
+        for state in waiting))
+    for queue, priority, count, oldest in db.session.execute(per_state):
+        known_count, known_oldest = found.get((queue, priority), (0, None))
+        if known_oldest is not None and (oldest is None or known_oldest < oldest):
+            oldest = known_oldest
+        found[(queue, priority)] = (known_count + count, oldest)
     rows = []
     for name, _spec in sorted(QUEUES.items(), key=lambda kv: -kv[1].priority):
         cells = {}
@@ -153,10 +158,14 @@ def recent_finished(limit: int = 8) -> list[RenderTask]:
         .order_by(RenderTask.finished_at.desc()).limit(limit)))
 
 
-def resubmissions_of(task_id: str, limit: int = 20) -> list[RenderTask]:
-    """Tasks submitted again from this one (their parent_id), newest first."""
+def resubmissions_of(task: RenderTask, limit: int = 20) -> list[RenderTask]:
+    """Tasks submitted again from this one (their parent_id), newest first.
+
+    parent_id has no index; a child is always newer than its parent, so the created_at index
+    bounds the scan to the rows created since (a handful for the live tasks that poll).
+    """
     return list(db.session.scalars(
-        select(RenderTask).where(RenderTask.parent_id == task_id)
+        select(RenderTask).where(RenderTask.created_at >= task.created_at, RenderTask.parent_id == task.id)
         .order_by(RenderTask.created_at.desc()).limit(limit)))
 
 

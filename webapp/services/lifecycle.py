@@ -21,6 +21,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from webapp.catalog import WAITING_STATES, TaskStatus
+from webapp.dblock import write_lock
 from webapp.extensions import db
 from webapp.models import RenderTask, TaskEvent
 from webapp.timeutil import utcnow
@@ -60,7 +61,7 @@ def claim(task_id: str, attempt: int, owner: str) -> Claim | str:
     now = utcnow()
     lease = timedelta(seconds=current_app.config["LEASE_SECONDS"])
     waiting = [s.value for s in WAITING_STATES]
-    with db.engine.begin() as conn:
+    with write_lock(), db.engine.begin() as conn:
         claimed = conn.execute(
             update(RenderTask)
             .where(RenderTask.id == task_id, RenderTask.status.in_(waiting),
@@ -103,6 +104,7 @@ class LeaseKeeper:
         self.claim = claim
         self.lease_seconds = current_app.config["LEASE_SECONDS"]
         self.engine = db.engine
+        self.db_uri = current_app.config["SQLALCHEMY_DATABASE_URI"]
         self.poll_seconds = poll_seconds
         self.cancel_requested = False
         self.lease_lost = False
@@ -145,7 +147,7 @@ class LeaseKeeper:
         if time.monotonic() - self._last_renew > self.lease_seconds / 3:
             values["lease_expires_at"] = now + timedelta(seconds=self.lease_seconds)
             self._last_renew = time.monotonic()
-        with self.engine.begin() as conn:
+        with write_lock(self.db_uri), self.engine.begin() as conn:
             done = conn.execute(
                 update(RenderTask)
                 .where(RenderTask.id == self.claim.task_id, RenderTask.lease_owner == self.claim.owner,
@@ -177,7 +179,7 @@ class LeaseKeeper:
             self.cancel_requested = True
         if time.monotonic() - self._last_renew > self.lease_seconds / 3:
             now = utcnow()
-            with self.engine.begin() as conn:
+            with write_lock(self.db_uri), self.engine.begin() as conn:
                 renewed = conn.execute(
                     update(RenderTask)
                     .where(RenderTask.id == self.claim.task_id, RenderTask.lease_owner == self.claim.owner,
@@ -191,7 +193,7 @@ class LeaseKeeper:
 
 def record_event(task_id: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
     """Append a timeline entry from a worker (its own short transaction)."""
-    with db.engine.begin() as conn:
+    with write_lock(), db.engine.begin() as conn:
         _insert_events(conn, _event(task_id, kind, message, None, data))
 
 
@@ -206,7 +208,7 @@ def complete(claim: Claim, result: dict[str, Any], publish_files: Callable[[], N
     with db.engine.connect() as conn:
         row = conn.execute(select(RenderTask.started_at).where(*_holder(claim))).first()
     now = utcnow()
-    with db.engine.begin() as conn:
+    with write_lock(), db.engine.begin() as conn:
         done = conn.execute(
             update(RenderTask).where(*_holder(claim))
             .values(status=TaskStatus.COMPLETED.value, progress=100.0, message="Completed",
@@ -232,7 +234,7 @@ def error_record(exc: BaseException, stage: str | None) -> dict[str, Any]:
 def finish_cancelled(claim: Claim) -> bool:
     """Record that the worker stopped a task because it was cancelled."""
     now = utcnow()
-    with db.engine.begin() as conn:
+    with write_lock(), db.engine.begin() as conn:
         done = conn.execute(
             update(RenderTask).where(*_holder(claim), RenderTask.cancel_requested.is_(True))
             .values(status=TaskStatus.CANCELLED.value, message="Cancelled", finished_at=now,
@@ -251,7 +253,7 @@ def fail_or_retry(claim: Claim, exc: BaseException, stage: str | None, retryable
     with db.engine.connect() as conn:
         max_attempts = conn.execute(
             select(RenderTask.max_attempts).where(RenderTask.id == claim.task_id)).scalar_one()
-    with db.engine.begin() as conn:
+    with write_lock(), db.engine.begin() as conn:
         if retryable and claim.attempt < max_attempts:
             delay = current_app.config["RETRY_BACKOFF_SECONDS"] * 2 ** (claim.attempt - 1)
             done = conn.execute(

@@ -369,14 +369,14 @@ def ensure_default_pools() -> list[WorkerPool]:
 # --- what runs ----------------------------------------------------------------------------------
 
 def purge_offline() -> int:
-    """Forget slots that are no longer wanted and silent longer than WORKER_OFFLINE_PURGE_SECONDS."""
-    cutoff = utcnow() - timedelta(seconds=current_app.config["WORKER_OFFLINE_PURGE_SECONDS"])
+    """Forget slots that are stopped or offline and silent longer than WORKER_OFFLINE_PURGE_SECONDS."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=current_app.config["WORKER_OFFLINE_PURGE_SECONDS"])
     removed = 0
     for slot in db.session.scalars(select(WorkerSlot).where(
-            or_(WorkerSlot.owner.is_(None), WorkerSlot.lease_expires_at < cutoff))):
+            or_(WorkerSlot.owner.is_(None), WorkerSlot.lease_expires_at < now))):
         last = slot.heartbeat_at or slot.stopped_at or slot.lease_expires_at
-        wanted = slot.slot <= slot.pool.desired_count
-        if last is not None and last < cutoff and not (wanted and slot.owner is not None):
+        if last is not None and last < cutoff:
             db.session.delete(slot)
             removed += 1
     removed += db.session.execute(

@@ -26,7 +26,8 @@ class Harness:
     """One throwaway deployment on this machine."""
 
     def __init__(self, database_url: str | None = None):
-        self.dir = Path(tempfile.mkdtemp(prefix="aura-bench-"))
+        (ROOT / "var").mkdir(exist_ok=True)
+        self.dir = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / "var"))
         self.redis = RedisProcess(data_dir=self.dir / "redis").start()
         self.env = dict(os.environ)
         self.env.update({

@@ -81,7 +81,7 @@ def main() -> None:
     work, out = root / "work", root / "out"
 
     marks: dict[str, float] = {}
-    load = os.getloadavg()
+    machine_load = os.getloadavg()
 
     def progress(fraction: float, stage: str, message: str) -> None:
         marks.setdefault(stage, time.perf_counter())
@@ -118,7 +118,7 @@ def main() -> None:
     duration = board["total_frames"] / board["fps"]
 
     print(f"Sample brief: {duration:.0f} s, {board['width']}x{board['height']}, quality {board['quality']}, "
-          f"{len(board['chunks'])} chunks, {os.cpu_count()} cores, load average at start {load[0]:.2f} "
+          f"{len(board['chunks'])} chunks, {os.cpu_count()} cores, load average at start {machine_load[0]:.2f} "
           "(other processes on the machine skew the parallel measurement)")
     print(f"Output: {info['video_codec']} {info['profile']} {info['pix_fmt']}, {info['duration']:.3f} s, "
           f"{info['width']}x{info['height']}, {info['audio_codec']} {info['sample_rate']} Hz")

@@ -518,6 +518,57 @@ class Supervisor:
         return 0
 
 
+class KubernetesSync:
+    """Kubernetes mode: desired pool counts become the replicas of one Deployment per pool.
+
+    Each pool `NAME` maps to Deployment `<prefix>NAME` whose pods run
+    `celery -A worker.celery_app:app worker -n NAME@$(HOSTNAME) -Q <queues>`; Kubernetes
+    restarts crashed pods and its termination grace period gives the warm stop. Only the replica
+    count follows the database: queues, concurrency and limits live in the Deployment spec.
+    """
+
+    def __init__(self, app: Flask, namespace: str | None, prefix: str, dry_run: bool):
+        self.app = app
+        self.namespace = namespace
+        self.prefix = prefix
+        self.dry_run = dry_run
+        self.applied: dict[str, int] = {}
+
+    def commands(self) -> list[list[str]]:
+        """`kubectl scale` for every pool whose replica count changed since the last pass."""
+        todo = []
+        for pool in db.session.scalars(select(WorkerPool).order_by(WorkerPool.name)):
+            if self.applied.get(pool.name) == pool.desired_count:
+                continue
+            cmd = ["kubectl", "scale", f"deployment/{self.prefix}{pool.name}", f"--replicas={pool.desired_count}"]
+            if self.namespace:
+                cmd.insert(1, f"--namespace={self.namespace}")
+            todo.append(cmd)
+            self.applied[pool.name] = pool.desired_count
+        return todo
+
+    def sync(self) -> None:
+        with self.app.app_context():
+            try:
+                todo = self.commands()
+            finally:
+                db.session.remove()
+        for cmd in todo:
+            print(" ".join(cmd), flush=True)
+            if not self.dry_run:
+                done = subprocess.run(cmd, capture_output=True, text=True)
+                if done.returncode != 0:
+                    log.warning("%s failed: %s", " ".join(cmd), done.stderr.strip())
+                    self.applied.pop(cmd[-2].split("/", 1)[1][len(self.prefix):], None)
+
+    def run(self, interval: float, once: bool) -> int:
+        while True:
+            self.sync()
+            if once:
+                return 0
+            time.sleep(interval)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m worker.supervisor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ensure-defaults", action="store_true",
@@ -536,6 +587,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="most worker processes this host runs (SUPERVISOR_MAX_WORKERS)")
     parser.add_argument("--fast-start", action=argparse.BooleanOptionalAction, default=True,
                         help="start workers --without-mingle --without-gossip (default on)")
+    k8s = parser.add_argument_group("Kubernetes mode (scale Deployments instead of running workers)")
+    k8s.add_argument("--k8s", action="store_true", help="patch Deployment replicas with kubectl scale")
+    k8s.add_argument("--k8s-namespace", default=os.environ.get("AURA_K8S_NAMESPACE"))
+    k8s.add_argument("--k8s-prefix", default=os.environ.get("AURA_K8S_PREFIX", "aura-worker-"),
+                     help="Deployment name = prefix + pool name (default aura-worker-)")
+    k8s.add_argument("--once", action="store_true", help="one pass, then exit (with --k8s)")
+    k8s.add_argument("--dry-run", action="store_true", help="print the kubectl commands only")
     return parser.parse_args(argv)
 
 
@@ -558,6 +616,8 @@ def main(argv: list[str] | None = None) -> int:
             created = fleet.ensure_default_pools()
             if created:
                 log.info("created default pools: %s", ", ".join(p.name for p in created))
+    if args.k8s:
+        return KubernetesSync(app, args.k8s_namespace, args.k8s_prefix, args.dry_run).run(args.interval, args.once)
     return Supervisor(app, settings).run()
 
 

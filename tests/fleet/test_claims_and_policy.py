@@ -116,7 +116,7 @@ def test_decide_waits_for_the_cooldown_before_scaling_down():
 
 
 def test_repeated_no_change_decisions_are_one_row(app):
-    from webapp.services.autoscale import record_decision, recent_decisions
+    from webapp.services.autoscale import recent_decisions, record_decision
 
     for _ in range(3):
         record_decision(VIDEO_QUEUE, "policy", "none", 2, 2, 0, None, "No change")

@@ -33,6 +33,8 @@ from webapp.services import tasks as task_service
 bp = Blueprint("dashboard", __name__)
 
 POLL_SECONDS = 2
+#: Live tasks drawn in full on the dashboard; the rest are counted (the fragment is polled).
+ACTIVE_SHOWN = 20
 LANG_COOKIE_DAYS = 365
 TASK_ID = re.compile(r"^video_\d{6,12}_[a-z0-9]{4,16}$")
 
@@ -366,11 +368,22 @@ ROLE_LABELS = {Role.VIEWER: _l("viewer"), Role.OPERATOR: _l("operator"), Role.AD
 assert set(PRIORITY_LABELS) == set(PRIORITIES)
 
 
+def label_lookup(labels: dict[Any, Any]) -> Callable[[Any], str]:
+    """A label function that translates each label at most once per request (fragments are hot)."""
+    cache: dict[Any, str] = {}
+
+    def label(value: Any) -> str:
+        if value is None:
+            return "—"
+        if value not in cache:
+            cache[value] = str(labels.get(value, value))
+        return cache[value]
+
+    return label
+
+
 def status_label(status: str) -> str:
-    try:
-        return str(STATUS_LABELS[TaskStatus(status)])
-    except ValueError:
-        return status
+    return str(STATUS_LABELS.get(status, status))
 
 
 def seconds_text(value: float | None) -> str:
@@ -452,14 +465,15 @@ def template_helpers() -> dict[str, Any]:
         "qualities": QUALITIES,
         "Role": Role,
         "TaskStatus": TaskStatus,
-        "status_label": status_label,
-        "priority_label": lambda p: str(PRIORITY_LABELS.get(p, p)),
-        "quality_label": lambda q: str(QUALITY_LABELS.get(q, q)),
-        "stage_label": lambda s: str(STAGE_LABELS.get(s, s)) if s else "—",
-        "role_label": lambda r: str(ROLE_LABELS.get(Role(r), r)),
+        "status_label": label_lookup(STATUS_LABELS),
+        "priority_label": label_lookup(PRIORITY_LABELS),
+        "quality_label": label_lookup(QUALITY_LABELS),
+        "stage_label": label_lookup(STAGE_LABELS),
+        "role_label": label_lookup(ROLE_LABELS),
         "seconds_text": seconds_text,
         "size_text": size_text,
         "moment_text": moment_text,
         "admin_url": admin_url,
         "poll_seconds": POLL_SECONDS,
+        "active_shown": ACTIVE_SHOWN,
     }

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import timedelta
 from typing import Any
 
-import redis
 from sqlalchemy import case, func, select
 
 from webapp.catalog import ACTIVE_STATES, PRIORITIES, QUEUES, WAITING_STATES, TaskStatus
 from webapp.extensions import db
 from webapp.models import RenderTask
 from webapp.services import broker, dispatch
+from webapp.services import workers as fleet
 from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -23,30 +22,23 @@ WORKERS_CACHE_SECONDS = 10
 
 
 def workers_by_queue() -> dict[str, list[str]]:
-    """Names of the live workers consuming each queue; one broadcast at most every few seconds."""
-    client = broker.redis_client()
-    try:
-        cached = client.get(WORKERS_CACHE_KEY)
-        if cached:
-            return json.loads(cached)
-        # Only one caller refreshes; the others use the empty answer until it is cached.
-        if not client.set(WORKERS_CACHE_KEY + ":lock", "1", nx=True, ex=5):
-            return {}
-    except redis.RedisError:
-        return {}
-    result: dict[str, list[str]] = {q: [] for q in QUEUES}
-    try:
+    """Node names consuming each queue: what the supervisors report in the database, plus
+    workers started outside a supervisor, seen by an `active_queues` broadcast made at most once
+    every few seconds (cached in Redis)."""
+    result = fleet.reported_workers_by_queue()
+
+    def call() -> dict[str, list[str]]:
         replies = dispatch.celery_app().control.inspect(timeout=0.5).active_queues() or {}
-    except Exception as exc:  # the broker went away mid-broadcast
-        log.warning("inspect active_queues failed: %s", exc)
-        replies = {}
-    for worker, queues in replies.items():
-        for queue in queues or []:
-            result.setdefault(queue["name"], []).append(worker)
-    try:
-        client.set(WORKERS_CACHE_KEY, json.dumps(result), ex=WORKERS_CACHE_SECONDS)
-    except redis.RedisError:
-        pass
+        seen: dict[str, list[str]] = {}
+        for worker, queues in replies.items():
+            for queue in queues or []:
+                seen.setdefault(queue["name"], []).append(worker)
+        return seen
+
+    broadcast = fleet.cached_broadcast(WORKERS_CACHE_KEY, WORKERS_CACHE_SECONDS, call) or {}
+    for queue, nodes in broadcast.items():
+        known = result.setdefault(queue, [])
+        known.extend(n for n in nodes if n not in known)
     return result
 
 

@@ -60,6 +60,8 @@ def test_start_answers_what_will_run_and_lists_it(client, admin):
     ({"worker_id": "ghost", "action": "stop"}, 404, "not_found", "worker_id"),
     ({"worker_id": "ghost", "action": "restart"}, 404, "not_found", "worker_id"),
     ({"worker_id": "ghost", "action": "pause"}, 404, "not_found", "worker_id"),
+    ({"worker_id": "ghost", "action": "resize", "concurrency": 2}, 404, "not_found", "worker_id"),
+    ({"worker_id": "ghost", "action": "resize", "concurrency": 0}, 400, "invalid_request", "concurrency"),
 ])
 def test_control_errors(client, admin, body, status, error, field):
     response = control(client, admin, **body)
@@ -104,6 +106,11 @@ def test_restart_pause_resume_change_the_desired_state(client, admin):
     listing = client.get("/tasks/workers", headers=admin).get_json()
     assert listing["workers"][0]["desired_state"] == "paused" and listing["desired_by_queue"]["default"] == 0
     assert control(client, admin, worker_id="w", action="resume").get_json()["desired"]["paused"] is False
+    resized = control(client, admin, worker_id="w", action="resize", concurrency=5).get_json()
+    assert resized["desired"]["concurrency"] == 5 and "without a restart" in resized["message"]
+    assert control(client, admin, worker_id="w", action="resize", concurrency=33).status_code == 400
+    control(client, admin, worker_id="w", action="stop")
+    assert control(client, admin, worker_id="w", action="resize", concurrency=3).status_code == 409
 
 
 def test_autoscale_says_what_starts_and_stops(client, admin):

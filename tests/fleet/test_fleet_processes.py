@@ -39,6 +39,13 @@ def test_worker_started_through_the_api_consumes_its_queue(fleet):
     started = [e for e in task.events if e.kind == "started"]
     assert worker["node"] in started[0].message
 
+    # Concurrency changes live (pool_grow): same process, one more pool child.
+    assert fleet.control(worker_id="vid1", action="resize", concurrency=2).status_code == 202
+    fleet.stack.wait_for(lambda: fleet.workers()["vid1"]["concurrency"] == 2, 20, "concurrency 2")
+    assert fleet.workers()["vid1"]["pid"] == worker["pid"]
+    fleet.stack.wait_for(lambda: len(worker_processes(fleet.stack.env["AURA_INSTANCE"])) == 3, 10,
+                         "a second pool child")
+
 
 def test_warm_stop_while_rendering_finishes_the_task_exactly_once(fleet):
     fleet.start_supervisor()

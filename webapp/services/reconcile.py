@@ -49,13 +49,6 @@ def reconcile() -> dict[str, int]:
     report = {"dispatched": 0, "redispatched": 0, "requeued": 0, "expired_failed": 0,
               "retried": 0, "cancelled": 0}
 
-    # Rows whose publish never happened (the broker was down at submit, or the web died).
-    pending = list(db.session.scalars(
-        select(RenderTask).where(RenderTask.status == TaskStatus.PENDING.value,
-                                 RenderTask.created_at < now - PENDING_GRACE)
-        .order_by(RenderTask.created_at).limit(BATCH)))
-    report["dispatched"] = _publish(pending, "dispatched", "Published by the reconciler")
-
     # The broker lost its data: every waiting message is gone, publish them again.
     try:
         lost, run_id = broker.check_sentinel()
@@ -70,6 +63,13 @@ def reconcile() -> dict[str, int]:
             .order_by(RenderTask.created_at)))
         report["redispatched"] = _publish(waiting, "redispatched",
                                           f"Broker lost its data (run id {run_id}); published again")
+
+    # Rows whose publish never happened (the broker was down at submit, or the web died).
+    pending = list(db.session.scalars(
+        select(RenderTask).where(RenderTask.status == TaskStatus.PENDING.value,
+                                 RenderTask.created_at < now - PENDING_GRACE)
+        .order_by(RenderTask.created_at).limit(BATCH)))
+    report["dispatched"] = _publish(pending, "dispatched", "Published by the reconciler")
 
     # Expired leases: the worker died or hung. Requeue while attempts remain, else fail.
     expired = list(db.session.scalars(

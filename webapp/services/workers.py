@@ -28,7 +28,7 @@ from webapp.timeutil import iso, utcnow
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("start", "stop", "restart", "pause", "resume")
+ACTIONS = ("start", "stop", "restart", "pause", "resume", "resize")
 CONCURRENCY_RANGE = (1, 32)
 TARGET_RANGE = (0, 64)
 MEMORY_RANGE = (64, 65536)
@@ -232,6 +232,18 @@ def pause_worker(name: str, paused: bool) -> tuple[WorkerPool, str]:
     return pool, f"Worker {name} takes tasks again."
 
 
+def resize_worker(name: str, concurrency_value: Any) -> tuple[WorkerPool, str]:
+    """Change a running worker's concurrency live (pool_grow / pool_shrink, no restart)."""
+    concurrency = parse_int(concurrency_value, "concurrency", CONCURRENCY_RANGE)
+    pool = _running_pool(name, "resize")
+    if pool.concurrency == concurrency:
+        return pool, f"Worker {name} already runs {concurrency} pool processes."
+    before, pool.concurrency = pool.concurrency, concurrency
+    _touch(pool)
+    db.session.commit()
+    return pool, f"Worker {name} goes from {before} to {concurrency} pool processes without a restart."
+
+
 def control(body: Any, actor: str) -> tuple[int, dict[str, Any]]:
     """Validate and apply one control request; every attempt lands in the audit log."""
     if not isinstance(body, dict):
@@ -251,6 +263,8 @@ def control(body: Any, actor: str) -> tuple[int, dict[str, Any]]:
             pool, message = stop_worker(name)
         elif action == "restart":
             pool, message = restart_worker(name)
+        elif action == "resize":
+            pool, message = resize_worker(name, body.get("concurrency"))
         else:
             pool, message = pause_worker(name, action == "pause")
     except FleetError as exc:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import ImageFont
 
-from .errors import PipelineError
+from .errors import BadBrief, PipelineError
 
 # Preferred faces, most specific first: (family as fontconfig names it, known paths with face index).
 _REGULAR = [
@@ -27,8 +27,8 @@ _BOLD = [
 ]
 
 
-class MissingGlyph(PipelineError):
-    """No font in the chain can draw a character (we never draw tofu)."""
+class MissingGlyph(BadBrief):
+    """No font in the chain can draw a character (we never draw tofu); retrying cannot help."""
 
     def __init__(self, char: str) -> None:
         super().__init__(f"no installed font has a glyph for {char!r} (U+{ord(char):04X})", "visuals")

@@ -1,0 +1,95 @@
+"""Configuration, Celery settings and the import boundary between web and worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from webapp.catalog import PRIORITIES, QUEUES, TASK_QUEUES
+from webapp.celery_setup import celery_config, transport_options
+from webapp.config import DEFAULT_SECRET_KEY, check_production, load_config, redis_url_from
+
+
+def test_redis_url_wins_over_parts():
+    env = {"REDIS_URL": "redis://other:1/2", "REDIS_HOST": "h", "REDIS_PORT": "7"}
+    assert redis_url_from(env) == "redis://other:1/2"
+
+
+def test_redis_url_from_parts_with_password():
+    env = {"REDIS_HOST": "cache", "REDIS_PORT": "6380", "REDIS_DB": "3", "REDIS_PASSWORD": "p@ss word"}
+    assert redis_url_from(env) == "redis://:p%40ss%20word@cache:6380/3"
+    assert redis_url_from({}) == "redis://localhost:6379/0"
+
+
+def test_spec_names_are_read():
+    config = load_config({"CELERY_WORKER_CONCURRENCY": "3", "CELERY_WORKER_MAX_MEMORY": "256",
+                          "TASK_SOFT_TIME_LIMIT": "100", "TASK_TIME_LIMIT": "200", "TASK_MAX_RETRIES": "5",
+                          "ENVIRONMENT": "development", "DATABASE_URL": "postgresql://u@h/db",
+                          "MEDIA_ROOT": "/tmp/m"})
+    assert config["CELERY_WORKER_CONCURRENCY"] == 3
+    assert config["TASK_MAX_RETRIES"] == 5
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
+    assert config["MEDIA_ROOT"] == "/tmp/m"
+    assert config["VISIBILITY_TIMEOUT"] > 200
+
+
+def test_bad_integer_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="TASK_TIME_LIMIT"):
+        load_config({"TASK_TIME_LIMIT": "ten"})
+
+
+def test_production_refuses_default_or_weak_secret():
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        check_production(load_config({"ENVIRONMENT": "production"}))
+    with pytest.raises(RuntimeError):
+        check_production({"ENVIRONMENT": "production", "SECRET_KEY": "short"})
+    check_production({"ENVIRONMENT": "production", "SECRET_KEY": "x" * 40})
+    check_production({"ENVIRONMENT": "development", "SECRET_KEY": DEFAULT_SECRET_KEY})
+
+
+def test_production_app_does_not_start_with_default_key(monkeypatch):
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    from webapp import create_app
+
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app()
+
+
+def test_celery_settings_hold_priority_and_crash_recovery():
+    config = celery_config(load_config({"TASK_TIME_LIMIT": "600", "CELERY_WORKER_MAX_MEMORY": "512"}))
+    assert config["worker_prefetch_multiplier"] == 1
+    assert config["task_acks_late"] is True
+    assert config["task_reject_on_worker_lost"] is True
+    assert config["task_default_priority"] == PRIORITIES["normal"].redis_level == 6
+    assert config["broker_transport_options"]["priority_steps"] == [0, 3, 6, 9]
+    assert config["broker_transport_options"]["visibility_timeout"] > config["task_time_limit"]
+    assert config["worker_max_memory_per_child"] == 512 * 1024
+    assert {q.name for q in config["task_queues"]} == set(QUEUES)
+    assert {r["queue"] for r in config["task_routes"].values()} <= set(QUEUES)
+    assert set(TASK_QUEUES.values()) <= set(QUEUES)
+    assert PRIORITIES["urgent"].redis_level < PRIORITIES["high"].redis_level < PRIORITIES["low"].redis_level
+
+
+def test_transport_options_are_the_same_in_web_and_worker(tmp_path):
+    """The worker's Celery app is built by the same factory as the web's: same options."""
+    code = ("import json; from worker.celery_app import app; "
+            "print(json.dumps(app.conf.broker_transport_options, sort_keys=True))")
+    env = {"AURA_INSTANCE": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2])).stdout
+    import json
+
+    assert json.loads(out.strip().splitlines()[-1]) == json.loads(
+        json.dumps(transport_options(load_config({"AURA_INSTANCE": str(tmp_path)})), sort_keys=True))
+
+
+def test_web_process_never_imports_worker_or_moviepy(tmp_path):
+    code = ("import sys, wsgi; bad = sorted(m for m in sys.modules if m == 'worker' or m.startswith('worker.') "
+            "or m.startswith('moviepy')); print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={"AURA_INSTANCE": str(tmp_path), "PATH": "/usr/bin:/bin"},
+                            cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -9,7 +9,7 @@ import copy
 import time
 from pathlib import Path
 
-from worker.pipeline.compose import chunk_graph, encoder_args, visuals_dir
+from worker.pipeline.compose import chunk_graph, encoder_args, filter_thread_args, visuals_dir
 from worker.pipeline.images import render_visuals
 from worker.pipeline.proc import allotted_cores, run_ffmpeg
 
@@ -26,7 +26,7 @@ def render_reference(board: dict, work_dir: Path, audio_wav: str, out: Path) -> 
     audio_index = len(inputs) // 2
     started = time.perf_counter()
     run_ffmpeg(
-        ["-filter_complex_threads", str(threads), *inputs, "-i", audio_wav, "-/filter_complex", str(graph_file),
+        [*filter_thread_args(threads), *inputs, "-i", audio_wav, "-/filter_complex", str(graph_file),
          "-map", "[out]", "-map", f"{audio_index}:a", "-frames:v", str(board["total_frames"]),
          "-fps_mode", "passthrough", *encoder_args(board, threads),
          "-c:a", "aac", "-b:a", board["audio_bitrate"], "-ar", "48000", "-ac", "2",

@@ -172,3 +172,23 @@ def test_two_supervisors_never_run_the_same_worker(fleet):
                          60, f"host-b to take over {lost}", interval=0.3)
     survivors = [node.split("@")[0] for _pid, ppid, node in worker_mains(instance) if ppid == fleet.proc(b).pid]
     assert sorted(survivors) == sorted(names)
+
+
+def test_a_stop_past_its_deadline_is_killed_and_the_task_recovered_elsewhere(fleet):
+    fleet.start_supervisor(env={"WORKER_STOP_TIMEOUT": "2"})
+    fleet.stack.start_beat()
+    assert fleet.control(worker_id="ops", action="start", queue="maintenance", concurrency=1).status_code == 202
+    assert fleet.control(worker_id="slow", action="start", queue=VIDEO_QUEUE, concurrency=1).status_code == 202
+    fleet.wait_running(["ops", "slow"])
+    task_id = fleet.submit(target_duration_id=8)
+    fleet.stack.wait_status(task_id, "processing", timeout=60)
+
+    assert fleet.control(worker_id="slow", action="stop").status_code == 202
+    fleet.stack.wait_for(lambda: fleet.workers()["slow"]["last_exit"] == "killed by SIGKILL", 30,
+                         "the stop to escalate to SIGKILL")
+    assert fleet.stack.task(task_id).status == "processing"  # its lease is still running out
+    assert fleet.control(worker_id="rescue", action="start", queue=VIDEO_QUEUE, concurrency=1).status_code == 202
+    task = fleet.stack.wait_status(task_id, "completed", timeout=120)
+    kinds = [e.kind for e in task.events]
+    assert "lease_expired" in kinds and kinds.count("completed") == 1 and task.attempt == 2
+    assert "rescue@" in [e for e in task.events if e.kind == "started"][-1].message

@@ -66,6 +66,20 @@ def test_sample_brief_becomes_a_real_mp4(app, client, stack, make_token):
     fps = eval(streams["video"]["r_frame_rate"])  # "24/1"
     assert abs(float(info["format"]["duration"]) - 6.0) <= 1.0 / fps + 1e-3
     assert streams["audio"]["codec_name"] == "aac"
+    # Subtitles: both sidecars present, every cue inside the video.
+    kinds = {f["kind"]: f for f in status["result"]["files"]}
+    assert {"video", "poster", "thumbnail", "srt", "vtt"} <= set(kinds)
+    vtt = (Path(app.config["MEDIA_ROOT"]) / task_id / kinds["vtt"]["name"]).read_text(encoding="utf-8")
+    assert vtt.startswith("WEBVTT")
+    import re
+
+    stamps = re.findall(r"(\d\d):(\d\d):(\d\d)\.(\d\d\d) --> (\d\d):(\d\d):(\d\d)\.(\d\d\d)", vtt)
+    assert stamps
+    for h1, m1, s1, ms1, h2, m2, s2, ms2 in stamps:
+        start = int(h1) * 3600 + int(m1) * 60 + int(s1) + int(ms1) / 1000
+        end = int(h2) * 3600 + int(m2) * 60 + int(s2) + int(ms2) / 1000
+        assert 0 <= start < end <= 6.0
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in vtt)  # Chinese captions for a Chinese brief
     kinds = events(task_id)
     assert kinds[:2] == ["created", "started"] and kinds[-1] == "completed"
     assert {"visuals", "audio", "chunk-0", "assemble"} <= {e for e in stage_ids(task_id)}

@@ -1,4 +1,8 @@
-"""Stage "audio": synthesized music bed, espeak-ng narration, ducking, -16 LUFS, SRT/WebVTT."""
+"""Stage "audio": synthesized music bed, espeak-ng narration, ducking, -16 LUFS, SRT/WebVTT.
+
+The music and the narration lines are composed into one track by MoviePy (clips.mix_soundtrack);
+this module makes the sources, normalizes the loudness and writes the files.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import publish_dir, remove_quietly, stage_key
+from .clips import mix_soundtrack
 from .errors import Cancelled, PipelineError
 from .loudness import RATE, integrated_loudness
 from .proc import ffmpeg_exe, run_child
@@ -22,6 +27,7 @@ TARGET_LUFS = -16.0
 PEAK_CEILING = 0.85  # the limiter's knee; peaks stay under PEAK_MAX (about -0.3 dBFS)
 PEAK_MAX = 0.97
 DUCK_GAIN = 0.28  # music level under narration (about -11 dB)
+MUSIC_PEAK, VOICE_PEAK = 0.35, 0.7  # pre-normalization peaks: the voice sits well above the bed
 NARRATION_GAP = 0.15  # seconds kept free before the end of a scene
 
 # Chord progressions in semitones above the key root (triads), picked by the theme.
@@ -140,18 +146,6 @@ def narration(board: dict, tmp: Path, cancelled, progress) -> list[dict]:
     return lines
 
 
-def _duck_curve(n_samples: int, spans: list[tuple[int, int]]) -> np.ndarray:
-    """Music gain: DUCK_GAIN under narration with smooth 0.25 s ramps, 1.0 elsewhere."""
-    active = np.zeros(n_samples)
-    lead = int(0.15 * RATE)
-    for a, b in spans:
-        active[max(0, a - lead):min(n_samples, b + lead)] = 1.0
-    width = int(0.25 * RATE)
-    kernel_sum = np.concatenate([[0.0], np.cumsum(np.pad(active, (width // 2, width - width // 2)))])
-    smooth = (kernel_sum[width:width + n_samples] - kernel_sum[:n_samples]) / width
-    return 1.0 - (1.0 - DUCK_GAIN) * np.clip(smooth, 0.0, 1.0)
-
-
 def normalize(mix: np.ndarray, target: float = TARGET_LUFS) -> tuple[np.ndarray, float]:
     """Gain to `target` LUFS with a soft peak limiter; returns (samples, measured LUFS)."""
     for _ in range(4):
@@ -218,15 +212,13 @@ def render_audio(board: dict, work_dir: Path, progress, cancelled) -> dict:
         music = music_bed(board, n_samples)
         use_voice = shutil.which("espeak-ng") is not None
         lines = narration(board, tmp, cancelled, progress) if use_voice else []
-        voice = np.zeros(n_samples)
-        spans, cues = [], []
+        placed, cues = [], []
         for line in lines:
             a = int(line["start"] * RATE)
             b = min(n_samples, a + line["samples"].size)
             if b <= a:
                 continue
-            voice[a:b] += line["samples"][: b - a]
-            spans.append((a, b))
+            placed.append((a, line["samples"]))
             cues.append((a / RATE, min(b / RATE + 0.3, duration - 0.05), line["text"]))
         if not lines:
             fps = board["fps"]
@@ -237,12 +229,7 @@ def render_audio(board: dict, work_dir: Path, progress, cancelled) -> dict:
         if cancelled():
             raise Cancelled("audio cancelled")
         progress(0.75, "Mixing and normalizing loudness")
-        if spans:
-            peak = np.abs(voice).max() or 1.0
-            voice *= 0.7 / peak
-            music *= 0.35 / (np.abs(music).max() or 1.0)
-            music *= _duck_curve(n_samples, spans)[:, None]
-        mix = music + voice[:, None]
+        mix = mix_soundtrack(music, placed, music_peak=MUSIC_PEAK, voice_peak=VOICE_PEAK, duck=DUCK_GAIN)
         mix, lufs = normalize(mix)
         write_wav(tmp / "mix.wav", mix)
         srt, vtt = subtitles(cues)
@@ -250,7 +237,7 @@ def render_audio(board: dict, work_dir: Path, progress, cancelled) -> dict:
         (tmp / "subtitles.vtt").write_text(vtt, encoding="utf-8")
         for stale in tmp.glob("speech*.wav"):
             stale.unlink()
-        meta = {"lufs": round(lufs, 2), "narration": bool(spans), "duration": n_samples / RATE,
+        meta = {"lufs": round(lufs, 2), "narration": bool(placed), "duration": n_samples / RATE,
                 "cues": [[round(a, 3), round(b, 3), text] for a, b, text in cues]}
         (tmp / "audio.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         publish_dir(tmp, final)

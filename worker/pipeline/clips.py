@@ -8,10 +8,11 @@ MoviePy is the composition library of the product, and on every render it does t
   (a piecewise-linear gain with 0.25 s ramps) and everything is summed by a
   `CompositeAudioClip`. The composite is evaluated at exact sample times, chunk by chunk, so the
   track has exactly `total_frames / fps * 48000` samples and each line starts on its sample.
-  Narration is decoded by ffmpeg to numpy before MoviePy sees it: reading espeak-ng's WAV with
-  `AudioFileClip` loses its last sample (MoviePy derives the sample count from a rounded
-  duration), and `write_audiofile` would truncate the same way, so the loudness stage
-  (BS.1770 in numpy, -16 LUFS) and the WAV writer stay ours.
+  Narration is decoded by ffmpeg to numpy before MoviePy sees it: `AudioFileClip` takes a
+  line's length from ffmpeg's duration rounded to 10 ms, so the end of an espeak-ng WAV is cut
+  or padded. `write_audiofile` writes int(fps * duration) samples, one short for some lengths
+  (240002 samples at 48 kHz come out as 240001), so the loudness normalization (BS.1770 in
+  numpy, -16 LUFS) and the sample-exact WAV writer stay ours.
 * **Poster** (stage "assemble"): the poster and thumbnail are a frame of the finished MP4 read
   with `VideoFileClip(...).get_frame`, i.e. exactly what the viewer sees at that moment.
 

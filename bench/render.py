@@ -12,6 +12,7 @@ import resource
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from bench.reference_ffmpeg import render_reference  # noqa: E402
 from worker.pipeline import build_storyboard, render_audio, render_chunk, run_pipeline  # noqa: E402
 from worker.pipeline.images import render_visuals  # noqa: E402
 from worker.pipeline.probe import probe_media  # noqa: E402
+from worker.pipeline.proc import allotted_cores  # noqa: E402
 
 SAMPLE_BRIEF = {
     "theme_id": "产品宣传",
@@ -45,31 +47,85 @@ def verdict(ok: bool) -> str:
 
 
 def _pinned_worker(core: int, board: dict, work_dir: str, indexes: list[int], queue) -> None:
+    # Pin first, before render_chunk execs any ffmpeg: the child inherits this one-core mask, and
+    # render_chunk sizes x264 -threads and -filter_threads/-filter_complex_threads from it (1 here).
     os.sched_setaffinity(0, {core})
+    assert allotted_cores() == 1
     for index in indexes:
         render_chunk(board, index, Path(work_dir), lambda *_: None, lambda: False)
-    queue.put((core, peak_rss_mb()))
+    cpu = sum(u.ru_utime + u.ru_stime for u in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
+    queue.put((core, peak_rss_mb(), cpu))
 
 
-def pinned_run(board: dict, src: Path, root: Path, plan: dict[int, list[int]]) -> tuple[float, float]:
-    """Render chunks in one child per core of `plan` (core -> chunk indexes); wall and peak RSS."""
+def _ffmpeg_children(parents: set[int]) -> dict[int, tuple[int, str, int]]:
+    """ffmpeg processes whose parent is in `parents`: pid -> (parent, Cpus_allowed_list, threads)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = dict(line.split(":\t", 1) for line in (entry / "status").read_text().splitlines()
+                          if ":\t" in line)
+        except OSError:
+            continue
+        if int(status.get("PPid", "0")) in parents and status.get("Name", "").startswith("ffmpeg"):
+            found[int(entry.name)] = (int(status["PPid"]), status["Cpus_allowed_list"].strip(),
+                                      int(status["Threads"]))
+    return found
+
+
+class AffinityWatch(threading.Thread):
+    """Samples the pinned workers' ffmpeg children: which cores they may run on, how many threads."""
+
+    def __init__(self, workers: dict[int, int]):
+        super().__init__(daemon=True)
+        self.workers = workers  # worker pid -> core
+        self.seen: dict[int, set[str]] = {core: set() for core in workers.values()}
+        self.threads: dict[int, int] = dict.fromkeys(workers.values(), 0)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.25):
+            for _pid, (parent, cpus, threads) in _ffmpeg_children(set(self.workers)).items():
+                core = self.workers[parent]
+                self.seen[core].add(cpus)
+                self.threads[core] = max(self.threads[core], threads)
+
+    def summary(self) -> str:
+        return "; ".join(f"worker on core {core}: ffmpeg allowed on {'/'.join(sorted(cpus)) or '?'}, "
+                         f"up to {self.threads[core]} threads" for core, cpus in self.seen.items())
+
+    def disjoint(self) -> bool:
+        sets = list(self.seen.values())
+        return all(len(cpus) == 1 for cpus in sets) and len({min(c) for c in sets}) == len(sets)
+
+
+def pinned_run(board: dict, src: Path, root: Path, plan: dict[int, list[int]]) -> dict:
+    """Render chunks in one child per core of `plan` (core -> chunk indexes); wall, RSS, CPU, affinity."""
     work = root / f"pinned-{len(plan)}"
     work.mkdir()
     for item in src.glob("visuals-*"):
         shutil.copytree(item, work / item.name)
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    procs = [ctx.Process(target=_pinned_worker, args=(core, board, str(work), idx, queue)) for core, idx in plan.items()]
-    for proc in procs:
+    procs = {core: ctx.Process(target=_pinned_worker, args=(core, board, str(work), idx, queue))
+             for core, idx in plan.items()}
+    for proc in procs.values():
         proc.start()
-    for proc in procs:
+    watch = AffinityWatch({proc.pid: core for core, proc in procs.items()})
+    watch.start()
+    for proc in procs.values():
         proc.join()
     wall = time.perf_counter() - started
-    if any(proc.exitcode for proc in procs):
+    watch.stop.set()
+    watch.join()
+    if any(proc.exitcode for proc in procs.values()):
         raise SystemExit("a pinned chunk worker failed")
-    rss = max(queue.get()[1] for _ in procs)
-    return wall, rss
+    reports = [queue.get() for _ in procs]
+    return {"wall": wall, "rss": max(r[1] for r in reports), "cpu": {r[0]: r[2] for r in reports},
+            "watch": watch, "load": (load_before, os.getloadavg()[0])}
 
 
 def main() -> None:
@@ -103,8 +159,8 @@ def main() -> None:
 
     cores = sorted(os.sched_getaffinity(0))
     all_chunks = [c["index"] for c in board["chunks"]]
-    one_wall, one_rss = pinned_run(board, work, root, {cores[0]: all_chunks})
-    parallel_ratio = None
+    one = pinned_run(board, work, root, {cores[0]: all_chunks})
+    two = None
     if len(cores) >= 2:
         # Balance the two workers by frames, as a queue of chunks would.
         halves: dict[int, list[int]] = {cores[0]: [], cores[1]: []}
@@ -113,8 +169,7 @@ def main() -> None:
             core = min(load, key=load.get)
             halves[core].append(chunk["index"])
             load[core] += chunk["frames"]
-        two_wall, two_rss = pinned_run(board, work, root, halves)
-        parallel_ratio = two_wall / one_wall
+        two = pinned_run(board, work, root, halves)
     duration = board["total_frames"] / board["fps"]
 
     print(f"Sample brief: {duration:.0f} s, {board['width']}x{board['height']}, quality {board['quality']}, "
@@ -130,15 +185,25 @@ def main() -> None:
     print(f"Realtime factor (wall / video duration): {wall / duration:.2f}")
     print(f"Render + join + mux: {video_path:.1f} s; reference single filter graph: {reference:.1f} s")
     print(f"Ratio to reference: {ratio:.2f} (target <= {TARGET_RATIO}) {verdict(ratio <= TARGET_RATIO)}")
-    peak = max(rss, one_rss)
+    peak = max(rss, one["rss"])
     print(f"Peak RSS per render process: {peak:.0f} MB (target <= {TARGET_RSS_MB}) {verdict(peak <= TARGET_RSS_MB)}")
-    if parallel_ratio is None:
+    if two is None:
         print("Parallel chunks: needs 2 cores, SKIPPED")
     else:
-        print(f"One worker pinned to one core, all chunks: {one_wall:.1f} s; two workers pinned to their own "
-              f"cores: {two_wall:.1f} s (peak RSS {two_rss:.0f} MB)")
-        print(f"Parallel-chunks wall ratio: {parallel_ratio:.2f} (target <= {TARGET_PARALLEL}) "
-              f"{verdict(parallel_ratio <= TARGET_PARALLEL)}")
+        ratio2 = two["wall"] / one["wall"]
+        serial_cpu, parallel_cpu = one["cpu"][cores[0]], max(two["cpu"].values())
+        print(f"One worker pinned to one core, all chunks: {one['wall']:.1f} s wall, {serial_cpu:.1f} s CPU "
+              f"(load average {one['load'][0]:.2f} -> {one['load'][1]:.2f})")
+        print(f"Two workers pinned to their own cores: {two['wall']:.1f} s wall, CPU per worker "
+              + ", ".join(f"core {c} {t:.1f} s" for c, t in sorted(two["cpu"].items()))
+              + f" (load average {two['load'][0]:.2f} -> {two['load'][1]:.2f}; peak RSS {two['rss']:.0f} MB)")
+        print(f"Pinning: x264 -threads 1, -filter_threads 1, -filter_complex_threads 1 in each worker; "
+              f"{two['watch'].summary()}; disjoint cores: {'yes' if two['watch'].disjoint() else 'NO'}")
+        print(f"Parallel-chunks wall ratio: {ratio2:.2f} (target <= {TARGET_PARALLEL}) "
+              f"{verdict(ratio2 <= TARGET_PARALLEL)} at load average {two['load'][0]:.2f} on {len(cores)} cores")
+        # A pinned worker's wall time equals its CPU time when nothing else runs on its core, so
+        # this is the ratio an idle machine would show; the gap to the wall ratio is other load.
+        print(f"  Same ratio from CPU time (busiest worker / serial): {parallel_cpu / serial_cpu:.2f}")
     print(f"Outputs in {root}")
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)

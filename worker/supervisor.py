@@ -467,7 +467,7 @@ class Supervisor:
                 elif m.stopping:
                     m.after_stop = "release"  # a restart under way becomes a stop
                 else:
-                    self.begin_stop(m, "release", "no longer wanted")
+                    self.begin_stop(m, "release", "supervisor shutting down" if self.shutting_down else "no longer wanted")
                 continue
             if m is None:
                 m = Managed(slot_id=slot.id, pool_id=slot.pool_id, slot=slot.slot, name=slot.name,

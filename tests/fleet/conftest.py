@@ -41,6 +41,11 @@ class Fleet:
         self.stack.spawn(name, [sys.executable, "-m", "worker.supervisor", *args], {**FLEET_ENV, **(env or {})})
         return name
 
+    def wait_supervisors(self, count: int, timeout: float = 30) -> None:
+        """Until `count` supervisors have registered (they need a second or two to import)."""
+        self.stack.wait_for(lambda: len(self.client.get("/tasks/workers", headers=self.headers)
+                                        .get_json()["supervisors"]) == count, timeout, f"{count} supervisors")
+
     def proc(self, name: str) -> subprocess.Popen:
         return self.stack.procs[name]
 

@@ -9,6 +9,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.sqlite_only]
 
 def test_admin_starts_pauses_resumes_and_stops_a_worker(fleet, live_server, page, login):
     fleet.start_supervisor()
+    fleet.wait_supervisors(1)
     login(page, "admin")
     page.goto(f"{live_server}/admin")
     page.locator("#start-name").fill("e2e_worker")
@@ -17,7 +18,7 @@ def test_admin_starts_pauses_resumes_and_stops_a_worker(fleet, live_server, page
 
     row = page.locator('tr[data-worker="e2e_worker"]')
     row.wait_for()
-    assert "will start" in page.locator("#fleet .notice").inner_text()
+    assert "will start" in page.locator("#fleet .notice-success").inner_text()
     page.wait_for_selector('tr[data-worker="e2e_worker"][data-state="running"]', timeout=60_000)
     assert "video_generation" in row.inner_text()
 

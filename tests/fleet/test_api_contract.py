@@ -211,3 +211,14 @@ def test_offline_workers_are_marked_then_purged(app, client, admin):
 def test_queue_names_come_from_the_catalog(client, admin):
     for queue in QUEUES:
         assert control(client, admin, worker_id=f"q-{queue}", action="start", queue=queue).status_code == 202
+
+
+def test_ping_answers_are_cached_in_redis(client, admin, redis_server):
+    import redis
+
+    from webapp.services.workers import PING_CACHE_KEY, PING_CACHE_SECONDS
+
+    body = client.get("/tasks/workers?ping=1", headers=admin).get_json()
+    assert body["workers"] == []
+    ttl = redis.Redis.from_url(redis_server.url).ttl(PING_CACHE_KEY)
+    assert 0 < ttl <= PING_CACHE_SECONDS

@@ -46,6 +46,16 @@ def test_worker_started_through_the_api_consumes_its_queue(fleet):
     fleet.stack.wait_for(lambda: len(worker_processes(fleet.stack.env["AURA_INSTANCE"])) == 3, 10,
                          "a second pool child")
 
+    # Paused, it takes nothing (cancel_consumer); resumed, it takes the waiting task.
+    assert fleet.control(worker_id="vid1", action="pause").status_code == 202
+    fleet.stack.wait_for(lambda: fleet.workers()["vid1"]["state"] == "paused", 20, "paused")
+    waiting = fleet.submit()
+    time.sleep(3)
+    assert fleet.stack.task(waiting).status == "queued"
+    assert fleet.control(worker_id="vid1", action="resume").status_code == 202
+    fleet.stack.wait_status(waiting, "completed", timeout=120)
+    assert fleet.workers()["vid1"]["pid"] == worker["pid"]
+
 
 def test_warm_stop_while_rendering_finishes_the_task_exactly_once(fleet):
     fleet.start_supervisor()
@@ -143,8 +153,7 @@ def test_two_supervisors_never_run_the_same_worker(fleet):
     instance = fleet.stack.env["AURA_INSTANCE"]
     a = fleet.start_supervisor("--host", "host-a")
     b = fleet.start_supervisor("--host", "host-b")
-    fleet.stack.wait_for(lambda: len(fleet.client.get("/tasks/workers", headers=fleet.headers)
-                                     .get_json()["supervisors"]) == 2, 30, "both supervisors")
+    fleet.wait_supervisors(2)
     assert fleet.control(worker_id="twin", action="start", queue=VIDEO_QUEUE, concurrency=1,
                          count=4).status_code == 202
     names = ["twin", "twin-2", "twin-3", "twin-4"]

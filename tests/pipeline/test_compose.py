@@ -1,14 +1,18 @@
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from worker.pipeline import Cancelled, build_storyboard, probe_media, render_chunk, render_visuals, run_pipeline
 from worker.pipeline import compose as compose_module
 from worker.pipeline import images as images_module
 from worker.pipeline.probe import count_video_frames, top_level_atoms
+from worker.pipeline.proc import ffmpeg_exe
 
 
 def parse_cues(text: str) -> list[tuple[float, float]]:
@@ -72,6 +76,30 @@ def test_result_lists_every_file(rendered):
     assert kinds["thumbnail"]["width"] == 320 or kinds["thumbnail"]["width"] <= 320
     assert (result["width"], result["height"], result["fps"]) == (256, 144, 24)
     assert not list(out.glob(".tmp-*"))
+
+
+def decoded_frame(video: Path, index: int, size: tuple[int, int]) -> np.ndarray:
+    """Frame `index` of `video` as RGB, decoded by ffmpeg on its own (no MoviePy)."""
+    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(video), "-vf", f"select=eq(n\\,{index})",
+                          "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(size[1], size[0], 3).astype(float)
+
+
+def test_poster_is_the_video_frame_at_the_poster_time(rendered):
+    board, out = rendered["board"], rendered["out"]
+    at = compose_module.poster_time(board)
+    with Image.open(out / "poster.jpg") as image:
+        poster = np.asarray(image.convert("RGB"), dtype=float)
+    with Image.open(out / "thumb.jpg") as thumb:
+        assert thumb.size == (320, 180)
+    size = (board["width"], board["height"])
+    index = round(at * board["fps"])
+    assert poster.shape == (size[1], size[0], 3)
+    assert np.abs(poster - decoded_frame(out / "video.mp4", index, size)).mean() < 3.0
+    # A frame from another scene is clearly different, so the check above can fail.
+    assert np.abs(poster - decoded_frame(out / "video.mp4", board["total_frames"] - 30, size)).mean() > 10.0
+    assert _children() == []  # MoviePy's reader process was closed
 
 
 def test_subtitle_cues_are_inside_the_video(rendered):

@@ -319,27 +319,39 @@ def decode_cursor(text: str) -> tuple[datetime, str]:
 
 def history(query: HistoryQuery) -> tuple[list[RenderTask], str | None]:
     """Tasks matching the filters, newest first, with the cursor of the next page."""
-    stmt = select(RenderTask)
-    if query.statuses:
-        stmt = stmt.where(RenderTask.status.in_(query.statuses))
+    conditions: list[Any] = []
     if query.priorities:
-        stmt = stmt.where(RenderTask.priority.in_(query.priorities))
+        conditions.append(RenderTask.priority.in_(query.priorities))
     if query.queues:
-        stmt = stmt.where(RenderTask.queue.in_(query.queues))
+        conditions.append(RenderTask.queue.in_(query.queues))
     if query.since:
-        stmt = stmt.where(RenderTask.created_at >= query.since)
+        conditions.append(RenderTask.created_at >= query.since)
     if query.until:
-        stmt = stmt.where(RenderTask.created_at < query.until)
+        conditions.append(RenderTask.created_at < query.until)
     if query.text:
         pattern = "%" + query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(or_(RenderTask.theme.like(pattern, escape="\\"),
+        conditions.append(or_(RenderTask.theme.like(pattern, escape="\\"),
                               RenderTask.description.like(pattern, escape="\\"),
                               RenderTask.id == query.text))
     if query.cursor:
         created, task_id = query.cursor
-        stmt = stmt.where(or_(RenderTask.created_at < created,
+        # The plain bound lets the database range-scan the created_at index; with the OR alone
+        # SQLite walked it from the newest row (110 ms for a page 45 days back at 1M rows).
+        conditions.append(RenderTask.created_at <= created)
+        conditions.append(or_(RenderTask.created_at < created,
                               and_(RenderTask.created_at == created, RenderTask.id < task_id)))
-    stmt = stmt.order_by(RenderTask.created_at.desc(), RenderTask.id.desc()).limit(query.limit + 1)
+    newest_first = (RenderTask.created_at.desc(), RenderTask.id.desc())
+    if len(query.statuses) > 1:
+        # One index-backed page per state, then merged: `status IN (a, b)` made SQLite sort every
+        # matching row (0.7 s at 1M rows) before taking the first page.
+        pages = [select(RenderTask.id).where(RenderTask.status == status, *conditions)
+                 .order_by(*newest_first).limit(query.limit + 1).subquery() for status in query.statuses]
+        stmt = select(RenderTask).where(RenderTask.id.in_(union_all(*(select(page.c.id) for page in pages))))
+    else:
+        stmt = select(RenderTask).where(*conditions)
+        if query.statuses:
+            stmt = stmt.where(RenderTask.status == query.statuses[0])
+    stmt = stmt.order_by(*newest_first).limit(query.limit + 1)
     rows = list(db.session.scalars(stmt))
     next_cursor = encode_cursor(rows[query.limit - 1]) if len(rows) > query.limit else None
     return rows[: query.limit], next_cursor

@@ -167,6 +167,13 @@ def _file_entry(kind: str, path: Path, mime: str, **extra) -> dict:
     return {"kind": kind, "name": path.name, "size": path.stat().st_size, "mime": mime, **extra}
 
 
+def poster_time(board: dict) -> float:
+    """Seconds into the video of the poster: the first keyword scene once its caption has settled."""
+    scene = board["scenes"][1] if len(board["scenes"]) > 2 else board["scenes"][0]
+    frame = scene["start_frame"] + min(scene["frames"] - 1, scene["caption_in"] + 2 * board["text_in_frames"])
+    return frame / board["fps"]
+
+
 def assemble(board: dict, work_dir: Path, out_dir: Path, progress, cancelled) -> dict:
     """Join the chunks without re-encoding, mux the audio, write poster, thumbnail and subtitles."""
     from .audio import render_audio
@@ -207,11 +214,9 @@ def assemble(board: dict, work_dir: Path, out_dir: Path, progress, cancelled) ->
         info = quality_gate(video_tmp, board, cancelled)
         progress(0.85, "Writing poster and thumbnail")
         poster_tmp = temp_path(out_dir / names["poster"])
-        first = board["scenes"][1] if len(board["scenes"]) > 2 else board["scenes"][0]
-        poster_at = (first["start_frame"] + min(first["frames"] - 1, first["caption_in"] + 2 * board["text_in_frames"])) / fps
         if cancelled():
             raise Cancelled("assemble cancelled")
-        poster = Image.fromarray(grab_frame(video_tmp, poster_at))
+        poster = Image.fromarray(grab_frame(video_tmp, poster_time(board)))
         poster.save(poster_tmp, "JPEG", quality=90)
         thumb_tmp = temp_path(out_dir / names["thumbnail"])
         thumb_height = max(2, round(poster.height * THUMB_WIDTH / poster.width))
@@ -257,4 +262,5 @@ def assemble(board: dict, work_dir: Path, out_dir: Path, progress, cancelled) ->
     return result
 
 
-__all__ = ["assemble", "chunk_graph", "encoder_args", "filter_thread_args", "probe_media", "render_chunk"]
+__all__ = ["assemble", "chunk_graph", "encoder_args", "filter_thread_args", "poster_time", "probe_media",
+           "render_chunk"]

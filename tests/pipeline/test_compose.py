@@ -138,7 +138,8 @@ def test_rerun_returns_cached_artifacts_without_work(rendered, monkeypatch):
 
 
 def _children() -> list[int]:
-    """Live child processes of this test process."""
+    """Live ffmpeg child processes of this test process (the suite has other children: Redis,
+    browsers, workers)."""
     kids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -147,7 +148,12 @@ def _children() -> list[int]:
             except OSError:
                 continue
             if int(fields[1]) == os.getpid() and fields[0] != "Z":
-                kids.append(int(entry.name))
+                try:
+                    cmdline = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"ffmpeg" in cmdline:
+                    kids.append(int(entry.name))
     return kids
 
 

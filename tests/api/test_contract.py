@@ -298,3 +298,32 @@ def test_api_message_follows_accept_language(client, make_token):
     response = post_brief(client, token, SAMPLE_BRIEF, {"Accept-Language": "zh-CN,zh;q=0.9"})
     assert response.status_code == 202
     assert "HIGH" in response.get_json()["message"]
+
+
+def test_text_search_pages_through_history_in_bounded_windows(client, make_token, make_task, monkeypatch):
+    from datetime import timedelta
+
+    from webapp.services import tasks as task_service
+    from webapp.timeutil import utcnow
+
+    monkeypatch.setattr(task_service, "TEXT_SCAN_WINDOW", 7)
+    token = make_token("viewer")
+    base = utcnow() - timedelta(days=1)
+    wanted = []
+    for i in range(30):
+        theme = "城市夜景 launch" if i % 6 == 0 else f"其他 {i}"
+        task = make_task(request=small_brief(theme_id=theme), theme=theme, created_at=base + timedelta(minutes=i))
+        if i % 6 == 0:
+            wanted.append(task.id)
+    found, cursor, pages = [], "", 0
+    while True:
+        page = get(client, token, f"/tasks/history?q=夜景&limit=3&cursor={cursor}").get_json()
+        found += [t["task_id"] for t in page["tasks"]]
+        pages += 1
+        if not page["next_cursor"]:
+            break
+        cursor = page["next_cursor"]
+    assert found == list(reversed(wanted))
+    assert pages >= 4  # the windows were really bounded
+    by_id = get(client, token, f"/tasks/history?q={wanted[0]}").get_json()["tasks"]
+    assert [t["task_id"] for t in by_id] == [wanted[0]]

@@ -304,7 +304,11 @@ class HistoryQuery:
 
 
 def encode_cursor(task: RenderTask) -> str:
-    raw = f"{task.created_at.isoformat()}|{task.id}".encode()
+    return _raw_cursor(task.created_at, task.id)
+
+
+def _raw_cursor(created_at: datetime, task_id: str) -> str:
+    raw = f"{created_at.isoformat()}|{task_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -328,11 +332,19 @@ def history(query: HistoryQuery) -> tuple[list[RenderTask], str | None]:
         conditions.append(RenderTask.created_at >= query.since)
     if query.until:
         conditions.append(RenderTask.created_at < query.until)
+    window_start = None
     if query.text:
+        exact = get_task(query.text) if query.text.startswith("video_") else None
+        if exact is not None:
+            return [exact], None
         pattern = "%" + query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         conditions.append(or_(RenderTask.theme.like(pattern, escape="\\"),
-                              RenderTask.description.like(pattern, escape="\\"),
-                              RenderTask.id == query.text))
+                              RenderTask.description.like(pattern, escape="\\")))
+        # A substring cannot use a B-tree index: each page scans at most the newest
+        # TEXT_SCAN_WINDOW tasks (from the cursor on) and hands out a cursor to search older ones.
+        window_start = _text_window_start(query)
+        if window_start is not None:
+            conditions.append(RenderTask.created_at >= window_start)
     if query.cursor:
         created, task_id = query.cursor
         # The plain bound lets the database range-scan the created_at index; with the OR alone
@@ -353,8 +365,29 @@ def history(query: HistoryQuery) -> tuple[list[RenderTask], str | None]:
             stmt = stmt.where(RenderTask.status == query.statuses[0])
     stmt = stmt.order_by(*newest_first).limit(query.limit + 1)
     rows = list(db.session.scalars(stmt))
-    next_cursor = encode_cursor(rows[query.limit - 1]) if len(rows) > query.limit else None
+    if len(rows) > query.limit:
+        next_cursor = encode_cursor(rows[query.limit - 1])
+    elif window_start is not None:
+        next_cursor = _raw_cursor(window_start, "")  # older tasks remain to be searched
+    else:
+        next_cursor = None
     return rows[: query.limit], next_cursor
+
+
+TEXT_SCAN_WINDOW = 20000
+
+
+def _text_window_start(query: HistoryQuery) -> datetime | None:
+    """created_at of the TEXT_SCAN_WINDOW-th newest task at or before the cursor (None: fewer)."""
+    stmt = select(RenderTask.created_at)
+    if query.cursor:
+        stmt = stmt.where(RenderTask.created_at <= query.cursor[0])
+    if query.until:
+        stmt = stmt.where(RenderTask.created_at < query.until)
+    start = db.session.scalar(stmt.order_by(RenderTask.created_at.desc()).offset(TEXT_SCAN_WINDOW).limit(1))
+    if start is not None and query.since is not None and start < query.since:
+        return None
+    return start
 
 
 def active_tasks(limit: int = 50) -> list[RenderTask]:

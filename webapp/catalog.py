@@ -116,6 +116,16 @@ class TaskName:
     PING = "aura.default.ping"
 
 
+#: Pipeline stages in order, with the message the task row shows while each runs.
+STAGE_MESSAGES: dict[str, str] = {
+    "storyboard": "Writing the storyboard...",
+    "visuals": "Running image processing...",
+    "audio": "Running audio processing...",
+    "render": "Running video processing...",
+    "assemble": "Assembling the video...",
+}
+STAGES = tuple(STAGE_MESSAGES)
+
 #: The stage task of each pipeline stage kind.
 STAGE_TASKS: dict[str, str] = {
     "visuals": TaskName.VISUALS,

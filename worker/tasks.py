@@ -13,7 +13,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 from sqlalchemy import select
 
-from webapp.catalog import STAGE_TASKS, TaskName, TaskStatus
+from webapp.catalog import STAGE_MESSAGES, STAGE_TASKS, TaskName, TaskStatus
 from webapp.extensions import db
 from webapp.models import RenderTask
 from webapp.services import dispatch, lifecycle, reconcile
@@ -23,13 +23,6 @@ from worker.stages import Orchestrator, run_stage_task, stage_kind
 
 log = logging.getLogger(__name__)
 
-STAGE_MESSAGES = {
-    "storyboard": "Writing the storyboard...",
-    "visuals": "Running image processing...",
-    "audio": "Running audio processing...",
-    "render": "Running video processing...",
-    "assemble": "Assembling the video...",
-}
 
 
 def media_root() -> Path:

@@ -67,6 +67,7 @@ class RenderTask(db.Model):
         Index("ix_render_tasks_similar", "resolution", "quality", "status", "finished_at"),
         Index("ix_render_tasks_finished", "finished_at"),
         Index("ix_render_tasks_status_queue", "status", "queue", "created_at"),
+        Index("ix_render_tasks_parent", "parent_id"),
     )
 
     @property

@@ -163,13 +163,9 @@ def recent_finished(limit: int = 8) -> list[RenderTask]:
 
 
 def resubmissions_of(task: RenderTask, limit: int = 20) -> list[RenderTask]:
-    """Tasks submitted again from this one (their parent_id), newest first.
-
-    parent_id has no index; a child is always newer than its parent, so the created_at index
-    bounds the scan to the rows created since (a handful for the live tasks that poll).
-    """
+    """Tasks submitted again from this one (their parent_id), newest first."""
     return list(db.session.scalars(
-        select(RenderTask).where(RenderTask.created_at >= task.created_at, RenderTask.parent_id == task.id)
+        select(RenderTask).where(RenderTask.parent_id == task.id)
         .order_by(RenderTask.created_at.desc()).limit(limit)))
 
 

@@ -68,7 +68,7 @@ ESTIMATE_CACHE_SECONDS = 30.0
 def formula_estimate(width: int, height: int, quality: str, duration: int) -> int:
     """Processing seconds expected before there is history: pixels x frames, plus set-up."""
     megapixel_frames = width * height / 1e6 * QUALITY_FPS[quality] * duration
-    return max(3, round(4 + megapixel_frames * 0.006 * QUALITY_COST[quality] / 1.3))
+    return max(3, round(4 + megapixel_frames * 0.012 * QUALITY_COST[quality] / 1.3))
 
 
 def _history_rate(resolution: str, quality: str) -> float | None:

@@ -46,12 +46,17 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def _pinned_worker(core: int, board: dict, work_dir: str, indexes: list[int], queue) -> None:
+def _pinned_worker(core: int, board: dict, work_dir: str, jobs, queue) -> None:
     # Pin first, before render_chunk execs any ffmpeg: the child inherits this one-core mask, and
     # render_chunk sizes x264 -threads and -filter_threads/-filter_complex_threads from it (1 here).
     os.sched_setaffinity(0, {core})
     assert allotted_cores() == 1
-    for index in indexes:
+    # Take the next chunk from a shared queue, as Celery workers on video_processing do.
+    while True:
+        try:
+            index = jobs.get_nowait()
+        except Exception:  # queue.Empty: every chunk is taken
+            break
         render_chunk(board, index, Path(work_dir), lambda *_: None, lambda: False)
     cpu = sum(u.ru_utime + u.ru_stime for u in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
     queue.put((core, peak_rss_mb(), cpu))
@@ -100,18 +105,23 @@ class AffinityWatch(threading.Thread):
         return all(len(cpus) == 1 for cpus in sets) and len({min(c) for c in sets}) == len(sets)
 
 
-def pinned_run(board: dict, src: Path, root: Path, plan: dict[int, list[int]]) -> dict:
-    """Render chunks in one child per core of `plan` (core -> chunk indexes); wall, RSS, CPU, affinity."""
-    work = root / f"pinned-{len(plan)}"
+def pinned_run(board: dict, src: Path, root: Path, cores: list[int]) -> dict:
+    """Render every chunk with one child pinned to each of `cores`, pulling chunks from a shared
+    queue (costliest first); wall, RSS, CPU, affinity."""
+    work = root / f"pinned-{len(cores)}"
     work.mkdir()
     for item in src.glob("visuals-*"):
         shutil.copytree(item, work / item.name)
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
+    jobs = ctx.Queue()
+    for chunk in sorted(board["chunks"], key=lambda c: -c["frames"]):
+        jobs.put(chunk["index"])
+    time.sleep(0.2)  # let the feeder thread fill the pipe before workers poll it
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    procs = {core: ctx.Process(target=_pinned_worker, args=(core, board, str(work), idx, queue))
-             for core, idx in plan.items()}
+    procs = {core: ctx.Process(target=_pinned_worker, args=(core, board, str(work), jobs, queue))
+             for core in cores}
     for proc in procs.values():
         proc.start()
     watch = AffinityWatch({proc.pid: core for core, proc in procs.items()})
@@ -158,18 +168,10 @@ def main() -> None:
     ratio = video_path / reference
 
     cores = sorted(os.sched_getaffinity(0))
-    all_chunks = [c["index"] for c in board["chunks"]]
-    one = pinned_run(board, work, root, {cores[0]: all_chunks})
+    one = pinned_run(board, work, root, cores[:1])
     two = None
     if len(cores) >= 2:
-        # Balance the two workers by frames, as a queue of chunks would.
-        halves: dict[int, list[int]] = {cores[0]: [], cores[1]: []}
-        load = {cores[0]: 0, cores[1]: 0}
-        for chunk in sorted(board["chunks"], key=lambda c: -c["frames"]):
-            core = min(load, key=load.get)
-            halves[core].append(chunk["index"])
-            load[core] += chunk["frames"]
-        two = pinned_run(board, work, root, halves)
+        two = pinned_run(board, work, root, cores[:2])
     duration = board["total_frames"] / board["fps"]
 
     print(f"Sample brief: {duration:.0f} s, {board['width']}x{board['height']}, quality {board['quality']}, "

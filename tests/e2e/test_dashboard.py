@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.e2e.conftest import SCREENSHOTS
+from tests.conftest import SCREENSHOTS
 from webapp.timeutil import utcnow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sqlite_only]

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import Stack, small_brief
-from tests.e2e.conftest import browser, live_server, login, page  # noqa: F401  (the admin page e2e test)
 
 #: Short periods so the fleet converges in a second or two.
 FLEET_ENV = {

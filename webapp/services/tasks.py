@@ -128,7 +128,7 @@ def submit(brief: dict[str, Any], *, submitted_by: str | None = None,
         target_duration=brief["target_duration_id"],
         request=brief,
         progress=0.0,
-        message=_("Waiting for a worker"),
+        message="Waiting for a worker",  # stored in English; pages translate it
         attempt=0,
         max_attempts=current_app.config["TASK_MAX_RETRIES"] + 1,
         cancel_requested=False,
@@ -193,7 +193,7 @@ def cancel(task: RenderTask, *, by: str | None = None) -> bool:
         update(RenderTask)
         .where(RenderTask.id == task.id, RenderTask.status.in_(waiting))
         .values(status=TaskStatus.CANCELLED.value, cancel_requested=True, finished_at=now,
-                updated_at=now, message=_("Cancelled"), lease_owner=None, lease_expires_at=None)
+                updated_at=now, message="Cancelled", lease_owner=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     ).rowcount
     if ended:
@@ -203,7 +203,7 @@ def cancel(task: RenderTask, *, by: str | None = None) -> bool:
         flagged = db.session.execute(
             update(RenderTask)
             .where(RenderTask.id == task.id, RenderTask.status == TaskStatus.PROCESSING.value)
-            .values(cancel_requested=True, updated_at=now, message=_("Cancelling..."))
+            .values(cancel_requested=True, updated_at=now, message="Cancelling...")
             .execution_options(synchronize_session=False)
         ).rowcount
         if not flagged:

@@ -164,3 +164,28 @@ def test_cleanup_removes_old_rows_and_media(app, make_task):
     assert db.session.get(RenderTask, recent.id) is not None
     assert db.session.get(RenderTask, running.id) is not None
     assert events_of(old.id) == []
+
+
+def test_broker_audit_publishes_queued_rows_without_a_message(app, client, make_task, make_token):
+    """A row committed as queued whose publish never happened (the web died in between)."""
+    import json
+
+    from webapp.extensions import db
+    from webapp.services import broker
+
+    broker.check_sentinel()  # the broker has not lost anything since
+    orphan = make_task(status="queued", dispatched_at=utcnow() - timedelta(minutes=2))
+    token = make_token("operator")
+    body = json.dumps({"theme_id": "t", "keywords_id": ["k"], "target_duration_id": 5})
+    published = client.post("/tasks/video/async", data=body, content_type="application/json",
+                            headers={"Authorization": f"Bearer {token}"}).get_json()["task_id"]
+    db.session.execute(db.text("UPDATE render_tasks SET dispatched_at = :t WHERE id = :i"),
+                       {"t": utcnow() - timedelta(minutes=2), "i": published})
+    db.session.commit()
+    assert broker.task_ids_in_broker("video_generation") == {published}
+    report = reconcile.reconcile()
+    assert report["audited"] == 1
+    assert broker.task_ids_in_broker("video_generation") == {published, orphan.id}
+    assert "redispatched" in [e.kind for e in events_of(orphan.id)]
+    assert "redispatched" not in [e.kind for e in events_of(published)]
+    assert reconcile.reconcile()["audited"] == 0  # at most once a minute

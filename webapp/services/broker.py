@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -54,3 +55,48 @@ def check_sentinel() -> tuple[bool, str | None]:
     present = client.get(SENTINEL_KEY)
     client.set(SENTINEL_KEY, f"{run_id}:{time.time():.0f}")
     return present is None, run_id
+
+
+AUDIT_LOCK_KEY = "aura:broker:audit"
+UNACKED_KEY = "unacked"  # kombu's hash of delivered, not yet acknowledged messages
+SCAN_CHUNK = 1000
+
+
+def task_ids_in_broker(queue: str, limit: int = 200_000) -> set[str]:
+    """Ids of the render tasks that have a message in `queue` (any priority) or in delivery.
+
+    The Celery message id is `<task_id>.<attempt>.<random>` (see dispatch.publish_render).
+    """
+    client = redis_client()
+    found: set[str] = set()
+
+    def add(raw: bytes) -> None:
+        try:
+            message = json.loads(raw)
+            if isinstance(message, list):  # unacked entries: [message, exchange, routing_key]
+                message = message[0]
+            celery_id = message["headers"]["id"]
+        except (ValueError, KeyError, TypeError, IndexError):
+            return
+        found.add(str(celery_id).split(".", 1)[0])
+
+    seen = 0
+    for prio in PRIORITIES.values():
+        key = list_key(queue, prio.redis_level)
+        start = 0
+        while seen < limit:
+            chunk = client.lrange(key, start, start + SCAN_CHUNK - 1)
+            if not chunk:
+                break
+            for raw in chunk:
+                add(raw)
+            seen += len(chunk)
+            start += SCAN_CHUNK
+    for raw in client.hvals(UNACKED_KEY):
+        add(raw)
+    return found
+
+
+def audit_due(every_seconds: int) -> bool:
+    """True for one caller per period (a Redis key with a TTL), so the audit runs rarely."""
+    return bool(redis_client().set(AUDIT_LOCK_KEY, "1", nx=True, ex=every_seconds))

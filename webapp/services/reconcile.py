@@ -47,7 +47,7 @@ def reconcile() -> dict[str, int]:
     """One pass: undispatched rows, lost broker data, expired leases, due retries."""
     now = utcnow()
     report = {"dispatched": 0, "redispatched": 0, "requeued": 0, "expired_failed": 0,
-              "retried": 0, "cancelled": 0}
+              "retried": 0, "cancelled": 0, "audited": 0}
 
     # The broker lost its data: every waiting message is gone, publish them again.
     try:
@@ -70,6 +70,11 @@ def reconcile() -> dict[str, int]:
                                  RenderTask.created_at < now - PENDING_GRACE)
         .order_by(RenderTask.created_at).limit(BATCH)))
     report["dispatched"] = _publish(pending, "dispatched", "Published by the reconciler")
+
+    # Broker audit (at most once a minute): queued rows that waited a while but have no message
+    # in the broker, e.g. the web process died between its commit and its publish.
+    if lost is False and run_id is not None:
+        report["audited"] = _audit_queued(now)
 
     # Expired leases: the worker died or hung. Requeue while attempts remain, else fail.
     expired = list(db.session.scalars(
@@ -109,6 +114,31 @@ def reconcile() -> dict[str, int]:
         .limit(BATCH)))
     report["retried"] = _publish(due, "dispatched", "Retry published")
     return report
+
+
+AUDIT_EVERY_SECONDS = 60
+AUDIT_MIN_AGE = timedelta(seconds=30)
+
+
+def _audit_queued(now: Any) -> int:
+    """Publish queued rows older than AUDIT_MIN_AGE whose message the broker does not hold."""
+    stale = list(db.session.scalars(
+        select(RenderTask).where(RenderTask.status == TaskStatus.QUEUED.value,
+                                 RenderTask.dispatched_at < now - AUDIT_MIN_AGE)
+        .order_by(RenderTask.created_at).limit(BATCH)))
+    if not stale:
+        return 0
+    try:
+        if not broker.audit_due(AUDIT_EVERY_SECONDS):
+            return 0
+        present: set[str] = set()
+        for queue in {task.queue for task in stale}:
+            present |= broker.task_ids_in_broker(queue)
+    except redis.RedisError as exc:
+        log.warning("reconcile: broker audit failed: %s", exc)
+        return 0
+    missing = [task for task in stale if task.id not in present]
+    return _publish(missing, "redispatched", "Queued without a message in the broker; published again")
 
 
 def cleanup(max_age_days: int | None = None) -> dict[str, int]:

@@ -116,9 +116,13 @@ def submit(brief: dict[str, Any], *, submitted_by: str | None = None,
             return existing, False
     config = brief["config"]
     now = utcnow()
+    # The row is written as `queued` and published right after the commit: one write per
+    # submission. If the broker refuses, the row goes back to `pending` for the reconciler; if
+    # this process dies between commit and publish, the reconciler's broker audit finds the
+    # queued row with no message and publishes it.
     values = dict(
         id=new_task_id(),
-        status=TaskStatus.PENDING.value,
+        status=TaskStatus.QUEUED.value,
         priority=brief["priority"],
         queue=VIDEO_QUEUE,
         theme=brief["theme_id"],
@@ -134,6 +138,7 @@ def submit(brief: dict[str, Any], *, submitted_by: str | None = None,
         cancel_requested=False,
         created_at=now,
         updated_at=now,
+        dispatched_at=now,
         estimated_duration=estimate_duration(config["resolution"], config["quality"],
                                              brief["target_duration_id"]),
         idempotency_key=idempotency_key or None,
@@ -146,7 +151,7 @@ def submit(brief: dict[str, Any], *, submitted_by: str | None = None,
         with write_lock():
             db.session.execute(insert(RenderTask.__table__), [values])
             db.session.execute(insert(TaskEvent.__table__), [dict(
-                task_id=values["id"], kind="created", status=TaskStatus.PENDING.value, at=now,
+                task_id=values["id"], kind="created", status=TaskStatus.QUEUED.value, at=now,
                 message=f"Submitted by {submitted_by or 'unknown'}", data={"priority": values["priority"]})])
             db.session.commit()
     except IntegrityError:
@@ -159,28 +164,19 @@ def submit(brief: dict[str, Any], *, submitted_by: str | None = None,
             raise IdempotencyConflict(existing.id if existing else "") from None
         return existing, False
     task = RenderTask(**values)  # transient: the response needs no reload
-    if publish_pending([(task.id, task.attempt, task.priority, task.queue)]):
-        task.status = TaskStatus.QUEUED.value
-        task.dispatched_at = utcnow()
-    return task, True
-
-
-def publish_pending(items: list[tuple[str, int, str, str]]) -> list[str]:
-    """Publish pending tasks (id, attempt, priority, queue) and move the published to `queued`;
-    tasks the broker refused stay pending for the reconciler."""
-    published = [task_id for task_id, attempt, priority, queue in items
-                 if dispatch.publish_render(task_id, attempt, priority, queue)]
-    if published:
-        now = utcnow()
+    if not dispatch.publish_render(task.id, task.attempt, task.priority, task.queue):
         with write_lock():
             db.session.execute(
                 update(RenderTask)
-                .where(RenderTask.id.in_(published), RenderTask.status == TaskStatus.PENDING.value)
-                .values(status=TaskStatus.QUEUED.value, dispatched_at=now, updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
+                .where(RenderTask.id == task.id, RenderTask.status == TaskStatus.QUEUED.value,
+                       RenderTask.attempt == 0)
+                .values(status=TaskStatus.PENDING.value, dispatched_at=None, updated_at=utcnow())
+                .execution_options(synchronize_session=False))
+            add_event(task.id, "broker_unavailable", "Broker unreachable at submit; the reconciler publishes it",
+                      TaskStatus.PENDING.value)
             db.session.commit()
-    return published
+        task.status, task.dispatched_at = TaskStatus.PENDING.value, None
+    return task, True
 
 
 def cancel(task: RenderTask, *, by: str | None = None) -> bool:

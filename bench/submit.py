@@ -109,8 +109,8 @@ def run_wrk(url: str, token: str, seconds: float, connections: int, workdir: Pat
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
-    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent connections")
+    parser.add_argument("--web-workers", type=int, default=4)
     args = parser.parse_args()
     harness = Harness()
     url = harness.gunicorn(workers=args.web_workers, threads=8)

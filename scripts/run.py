@@ -101,7 +101,7 @@ def main() -> int:
                                                "--loglevel", "INFO"])
     spawn("beat", celery + ["beat", "--loglevel", "INFO", "-s", str(instance / "celerybeat-schedule")])
     spawn("web", [str(VENV_BIN / "gunicorn"), "wsgi:app", "-b", f"{args.host}:{args.port}",
-                  "-w", "2", "--threads", "4", "--access-logfile", "-"])
+                  "-w", "4", "-k", "gthread", "--threads", "8", "--access-logfile", "-"])
 
     url = f"http://{args.host}:{args.port}/"
     print()

@@ -54,7 +54,7 @@ def _pinned_worker(core: int, board: dict, work_dir: str, jobs, queue) -> None:
     # Take the next chunk from a shared queue, as Celery workers on video_processing do.
     while True:
         try:
-            index = jobs.get_nowait()
+            index = jobs.get(timeout=2)
         except Exception:  # queue.Empty: every chunk is taken
             break
         render_chunk(board, index, Path(work_dir), lambda *_: None, lambda: False)

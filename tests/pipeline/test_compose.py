@@ -183,3 +183,16 @@ def test_cancel_during_render_stops_ffmpeg_and_removes_partial_files(tmp_path):
     assert _children() == []
     assert set(os.listdir(tmp_path)) == before
     assert not compose_module.chunk_path(board, 0, tmp_path).exists()
+
+
+def test_chunks_of_any_frame_count_join_to_the_exact_duration(tmp_path):
+    """30 fps chunks of 160 and 200 frames: with MP4's default timescale their durations round
+    (5.36 s, 6.68 s) and the joined video drifted past one frame; every chunk must be exact."""
+    brief = {**E2E_BRIEF, "target_duration_id": 20, "config": {"resolution": "256x144", "quality": "medium"}}
+    board = build_storyboard(brief)
+    assert board["fps"] == 30
+    render_visuals(board, tmp_path, lambda *a: None, never)
+    for chunk in board["chunks"]:
+        path = render_chunk(board, chunk["index"], tmp_path, lambda *a: None, never)
+        info = probe_media(path)
+        assert abs(info["duration"] - chunk["frames"] / 30) < 1e-3, (chunk, info["duration"])

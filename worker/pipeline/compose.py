@@ -37,6 +37,10 @@ def encoder_args(board: dict, threads: int) -> list[str]:
         "-x264-params", "8x8dct=1:scenecut=0",
         "-g", str(board["fps"] * 4), "-threads", str(threads),
         "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
+        # A track timescale that is a multiple of the frame rate: with MP4's default (12800 for
+        # 25 fps) a 30 fps frame lasts 426.67 ticks, chunk durations round, and the joined video
+        # drifts by a frame or more.
+        "-video_track_timescale", str(board["fps"] * 512),
     ]
 
 
@@ -80,7 +84,7 @@ def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> t
         w_expr, h_expr, x_expr, y_expr = _zoom_terms(scene, board, offset, scene["frames"] + trans)
         label = f"s{i}"
         parts.append(
-            f"[{bg}:v]format=yuv420p,loop=loop={count - 1}:size=1:start=0,settb=expr=1/{fps},setpts=N,"
+            f"[{bg}:v]format=yuv420p,loop=loop={count - 1}:size=1:start=0,settb=expr=1/{fps},setpts=N,fps={fps},"
             f"scale=w='{w_expr}':h='{h_expr}':eval=frame:flags=bilinear,"
             f"crop={board['width']}:{board['height']}:'{x_expr}':'{y_expr}'[{label}b0]"
         )
@@ -88,7 +92,7 @@ def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> t
         for k, layer in enumerate(art["layers"]):
             src = len(inputs) // 2
             inputs += ["-i", str(visuals_dir / layer["png"])]
-            chain = f"[{src}:v]format=yuva420p,loop=loop={count - 1}:size=1:start=0,settb=expr=1/{fps},setpts=N"
+            chain = f"[{src}:v]format=yuva420p,loop=loop={count - 1}:size=1:start=0,settb=expr=1/{fps},setpts=N,fps={fps}"
             start = layer["start"] - offset  # frames from the start of this piece
             if start + text_in <= 0:
                 y = str(layer["y"])

@@ -17,11 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Harness, percentile, verdict  # noqa: E402
+from harness import SAMPLE_BRIEF, Harness, percentile, verdict  # noqa: E402
 
-BRIEF = {"theme_id": "产品宣传", "keywords_id": ["科技", "创新", "未来"], "target_duration_id": 30,
-         "user_description_id": "一个展示AI技术发展的宣传视频", "priority": "high",
-         "config": {"quality": "low", "resolution": "256x144"}}
+BRIEF = {**SAMPLE_BRIEF, "target_duration_id": 30, "config": {"quality": "low", "resolution": "256x144"}}
 
 
 def post(url: str, token: str, path: str, body: dict | None = None) -> dict:

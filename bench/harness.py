@@ -4,6 +4,7 @@ database, gunicorn and Celery workers, all in a temp instance directory, all sto
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +21,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from embedded_redis import RedisProcess, free_port  # noqa: E402
 
 BIN = Path(sys.executable).parent
+#: The realistic briefs of the project (a copy of shared/briefs.json); the first is SPEC's sample.
+BRIEFS: list[dict] = json.loads((ROOT / "tests" / "pipeline" / "briefs.json").read_text(encoding="utf-8"))
+SAMPLE_BRIEF: dict = BRIEFS[0]
 
 
 class Harness:

@@ -18,20 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.harness import SAMPLE_BRIEF  # noqa: E402
 from bench.reference_ffmpeg import render_reference  # noqa: E402
 from worker.pipeline import build_storyboard, render_audio, render_chunk, run_pipeline  # noqa: E402
 from worker.pipeline.images import render_visuals  # noqa: E402
 from worker.pipeline.probe import probe_media  # noqa: E402
 from worker.pipeline.proc import allotted_cores  # noqa: E402
 
-SAMPLE_BRIEF = {
-    "theme_id": "产品宣传",
-    "keywords_id": ["科技", "创新", "未来"],
-    "target_duration_id": 60,
-    "user_description_id": "一个展示AI技术发展的宣传视频",
-    "priority": "high",
-    "config": {"quality": "high", "resolution": "1920x1080"},
-}
 TARGET_RATIO, TARGET_RSS_MB, TARGET_PARALLEL = 1.3, 1024, 0.55
 
 

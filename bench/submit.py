@@ -18,13 +18,7 @@ from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Harness, percentile, verdict  # noqa: E402
-
-BRIEFS = json.loads((Path(__file__).resolve().parent.parent.parent / "shared" / "briefs.json").read_text()) \
-    if (Path(__file__).resolve().parent.parent.parent / "shared" / "briefs.json").exists() else None
-FALLBACK = {"theme_id": "产品宣传", "keywords_id": ["科技", "创新", "未来"], "target_duration_id": 60,
-            "user_description_id": "一个展示AI技术发展的宣传视频", "priority": "high",
-            "config": {"quality": "high", "resolution": "1920x1080"}}
+from harness import BRIEFS, Harness, percentile, verdict  # noqa: E402
 
 
 def client(url: str, token: str, seconds: float, threads: int, queue: mp.Queue) -> None:
@@ -32,7 +26,7 @@ def client(url: str, token: str, seconds: float, threads: int, queue: mp.Queue) 
     import threading
 
     parsed = urlparse(url)
-    briefs = [json.dumps(b, ensure_ascii=False).encode() for b in (BRIEFS or [FALLBACK])]
+    briefs = [json.dumps(b, ensure_ascii=False).encode() for b in BRIEFS]
     results: list[tuple[float, int]] = []
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
@@ -85,7 +79,7 @@ def run_wrk(url: str, token: str, seconds: float, connections: int, workdir: Pat
     import re
     import subprocess
 
-    bodies = ", ".join("[[" + json.dumps(b, ensure_ascii=False) + "]]" for b in (BRIEFS or [FALLBACK]))
+    bodies = ", ".join("[[" + json.dumps(b, ensure_ascii=False) + "]]" for b in BRIEFS)
     script = workdir / "post.lua"
     script.write_text(WRK_SCRIPT % {"token": token, "bodies": bodies})
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script),

@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
+
+from launch import prepare_environment, supervise  # noqa: E402
 
 APP = "worker.celery_app:app"
 
@@ -47,70 +46,6 @@ def worker_command(name: str, queues: str, concurrency: int | None, max_tasks: i
     if max_memory_mb:
         cmd += ["--max-memory-per-child", str(max_memory_mb * 1024)]
     return cmd
-
-
-def prepare_environment(need_redis: bool) -> tuple[dict[str, str], object | None]:
-    """PYTHONPATH, instance dir, a reachable Redis and an upgraded database."""
-    instance = Path(os.environ.get("AURA_INSTANCE", ROOT / "var")).resolve()
-    instance.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.setdefault("AURA_INSTANCE", str(instance))
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    server = None
-    if need_redis:
-        from run import choose_redis
-
-        env["REDIS_URL"], server = choose_redis(env, instance)
-    os.environ.update(env)
-    from flask_migrate import upgrade
-
-    from webapp import create_app
-
-    with create_app().app_context():
-        upgrade()
-    return env, server
-
-
-def supervise(procs: dict[str, list[str]], env: dict[str, str], server: object | None) -> int:
-    """Run the commands until Ctrl+C or one of them exits; then stop the rest warm."""
-    logs = Path(env["AURA_INSTANCE"]) / "logs"
-    logs.mkdir(exist_ok=True)
-    running: dict[str, subprocess.Popen] = {}
-    for name, cmd in procs.items():
-        out = open(logs / f"{name}.log", "ab")
-        running[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        print(f"started {name} (pid {running[name].pid}): {' '.join(cmd[2:])}")
-    print(f"Logs: {logs}. Press Ctrl+C to stop.")
-    sys.stdout.flush()
-    stopping = False
-
-    def stop(*_args: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    status = 0
-    try:
-        while not stopping:
-            for name, proc in running.items():
-                if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; see {logs / (name + '.log')}")
-                    status, stopping = 1, True
-            time.sleep(0.5)
-    finally:
-        for proc in running.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)  # warm: running tasks finish
-        deadline = time.monotonic() + float(os.environ.get("WORKER_STOP_TIMEOUT", "60"))
-        for proc in running.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if server is not None:
-            server.stop()
-    return status
 
 
 def fleet_commands(queues: str | None, concurrency: int | None, beat: bool, flower: bool,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,8 +131,22 @@ def app(db_backend: str, database_urls: dict[str, str], redis_server: RedisProce
         db.engine.dispose()
 
 
+class IsolatedClient(FlaskClient):
+    """A test client that gives each request a fresh app context, as a real server does.
+
+    The `app` fixture keeps an app context pushed; Flask would reuse it for every request, so
+    `g` (Flask-Login's user, Flask-Babel's locale) and the SQLAlchemy session would leak between
+    requests.
+    """
+
+    def open(self, *args: Any, **kwargs: Any):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture
-def client(app):
+def client(app) -> FlaskClient:
+    app.test_client_class = IsolatedClient
     return app.test_client()
 
 

@@ -297,7 +297,8 @@ def test_api_message_follows_accept_language(client, make_token):
     token = make_token("operator")
     response = post_brief(client, token, SAMPLE_BRIEF, {"Accept-Language": "zh-CN,zh;q=0.9"})
     assert response.status_code == 202
-    assert "HIGH" in response.get_json()["message"]
+    message = response.get_json()["message"]
+    assert "HIGH" in message and any("\u4e00" <= ch <= "\u9fff" for ch in message)
 
 
 def test_text_search_pages_through_history_in_bounded_windows(client, make_token, make_task, monkeypatch):
@@ -327,3 +328,15 @@ def test_text_search_pages_through_history_in_bounded_windows(client, make_token
     assert pages >= 4  # the windows were really bounded
     by_id = get(client, token, f"/tasks/history?q={wanted[0]}").get_json()["tasks"]
     assert [t["task_id"] for t in by_id] == [wanted[0]]
+
+
+def test_status_message_follows_accept_language(client, make_token, make_task):
+    token = make_token("viewer")
+    task = make_task(status="processing", stage="render",
+                     message="Running video processing... Rendering video 12/120 frames (chunk 1/2)")
+    english = client.get(f"/tasks/status/{task.id}", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert english["message"] == "Running video processing... Rendering video 12/120 frames (chunk 1/2)"
+    chinese = client.get(f"/tasks/status/{task.id}", headers={"Authorization": f"Bearer {token}",
+                                                               "Accept-Language": "zh-CN"}).get_json()
+    assert chinese["message"].endswith(" Rendering video 12/120 frames (chunk 1/2)")
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in chinese["message"])

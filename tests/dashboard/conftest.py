@@ -9,26 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
 from sqlalchemy import event
-
-
-class IsolatedClient(FlaskClient):
-    """A test client that gives each request a fresh app context, as a real server does.
-
-    The `app` fixture keeps an app context pushed; Flask would reuse it for every request, so
-    `g` (Flask-Login's cached user) and the SQLAlchemy session would leak between requests.
-    """
-
-    def open(self, *args: Any, **kwargs: Any):
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
-
-
-@pytest.fixture
-def client(app) -> FlaskClient:
-    app.test_client_class = IsolatedClient
-    return app.test_client()
 
 
 @pytest.fixture

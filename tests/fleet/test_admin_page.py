@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from tests.dashboard.conftest import IsolatedClient, csrf_from
+from tests.conftest import IsolatedClient
+from tests.dashboard.conftest import csrf_from
 from webapp.catalog import QUEUES, VIDEO_QUEUE
 
 HTMX = {"HX-Request": "true"}

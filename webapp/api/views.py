@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from webapp.api.auth import api_error, require_role
 from webapp.catalog import Role
 from webapp.extensions import csrf
+from webapp.messages import localized_message
 from webapp.services import queues as queue_service
 from webapp.services import tasks as task_service
 from webapp.services.validation import BriefError, validate_brief
@@ -82,7 +83,9 @@ def task_status(task_id: str):
     task, error = _task_or_404(task_id)
     if error:
         return error
-    return jsonify(task.to_status())
+    body = task.to_status()
+    body["message"] = localized_message(task)
+    return jsonify(body)
 
 
 @bp.get("/<task_id>/events")

@@ -21,9 +21,10 @@ from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from webapp.catalog import PRIORITIES, QUALITIES, QUEUES, STAGE_MESSAGES, Role, TaskStatus
+from webapp.catalog import PRIORITIES, QUALITIES, QUEUES, Role, TaskStatus
 from webapp.dashboard.forms import CUSTOM, RESOLUTION_PRESETS, BriefForm, LoginForm, PasswordForm, TokenForm
 from webapp.extensions import db, htmx, login_manager
+from webapp.messages import STAGE_LABELS, stage_line_lookup
 from webapp.models import User
 from webapp.services import auth as auth_service
 from webapp.services import broker
@@ -361,26 +362,6 @@ STATUS_LABELS = {
 }
 PRIORITY_LABELS = {"urgent": _l("urgent"), "high": _l("high"), "normal": _l("normal"), "low": _l("low")}
 QUALITY_LABELS = {"low": _l("low"), "medium": _l("medium"), "high": _l("high")}
-#: Stages the worker pipeline reports (worker/pipeline/run.py).
-STAGE_LABELS = {"storyboard": _l("storyboard"), "visuals": _l("visuals"), "audio": _l("audio"),
-                "render": _l("render"), "assemble": _l("assemble")}
-
-
-def N_(text: str) -> str:
-    """No-op marker (Babel's default `N_` keyword): extract `text`, translate it later."""
-    return text
-
-
-#: The worker writes a task's message in English as STAGE_MESSAGES[stage] + " " + detail
-#: (worker/tasks.py). These copies exist only so Babel extracts them; the pages translate the
-#: stage part and keep the detail as written.
-STAGE_MESSAGE_IDS = {"storyboard": N_("Writing the storyboard..."), "visuals": N_("Running image processing..."),
-                     "audio": N_("Running audio processing..."), "render": N_("Running video processing..."),
-                     "assemble": N_("Assembling the video...")}
-#: Whole messages the web app and lifecycle write in English (webapp/services/*).
-FIXED_MESSAGE_IDS = (N_("Starting"), N_("Completed"), N_("Cancelled"), N_("Cancelling..."),
-                     N_("Waiting for a worker"), N_("Requeued: worker lost"))
-assert STAGE_MESSAGE_IDS == STAGE_MESSAGES
 ROLE_LABELS = {Role.VIEWER: _l("viewer"), Role.OPERATOR: _l("operator"), Role.ADMIN: _l("admin")}
 assert set(PRIORITY_LABELS) == set(PRIORITIES)
 
@@ -397,32 +378,6 @@ def label_lookup(labels: dict[Any, Any]) -> Callable[[Any], str]:
         return cache[value]
 
     return label
-
-
-def stage_line_lookup() -> Callable[[Any], str]:
-    """The stage line of a task row: the translated stage message with the worker's detail after
-    it ("Running video processing... Rendering video 334/1800 frames" -> "正在进行视频处理… Rendering …").
-    Other messages: a known fixed one is translated; else the stage label comes first while live."""
-    cache: dict[str, str] = {}
-
-    def translated(text: str) -> str:
-        if text not in cache:
-            cache[text] = _(text)
-        return cache[text]
-
-    def line(task: Any) -> str:
-        stage, message = task.stage, (task.message or "").strip()
-        prefix = STAGE_MESSAGES.get(stage or "")
-        if prefix and message.startswith(prefix):
-            return translated(prefix) + message[len(prefix):]
-        if message in FIXED_MESSAGE_IDS:
-            return translated(message)
-        if stage and task.is_live:
-            label = str(STAGE_LABELS.get(stage, stage))
-            return f"{label} — {message}" if message else label
-        return message
-
-    return line
 
 
 def status_label(status: str) -> str:

@@ -85,3 +85,15 @@ def test_unusable_briefs_raise_bad_brief(change, make_brief):
         build_storyboard(make_brief(**change))
     assert info.value.stage == "storyboard"
     assert not info.value.retryable
+
+
+def test_no_caption_repeats_another():
+    """The title shows the description (or its first clause); keyword scenes never say it again."""
+    import json
+    from pathlib import Path
+
+    for brief in json.loads((Path(__file__).parent / "briefs.json").read_text(encoding="utf-8")):
+        captions = [scene["caption"] for scene in build_storyboard(brief)["scenes"]]
+        title = captions[0]
+        assert len(set(captions)) == len(captions), captions
+        assert all(title not in caption for caption in captions[1:]), captions

@@ -32,21 +32,37 @@ _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
 _LATIN = re.compile(r"[A-Za-z]")
 _CLAUSE_SPLIT = re.compile(r"[，。；！？,.;!?：:]+\s*")
 
+# Keyword captions. Those with {clause} carry a further clause of the description; the first
+# clause (or the whole description) is already the title's caption, so it is never repeated.
 _ZH_TEMPLATES = [
     "{kw}，{clause}",
     "以{kw}为核心，{clause}",
     "聚焦{kw}：{clause}",
+]
+_ZH_SHORT = [
     "{kw}，让{theme}更进一步",
     "当{kw}遇见{theme}",
     "{kw}，看得见的改变",
+    "{kw}，从这里开始",
+    "每一处细节，都关于{kw}",
+    "用{kw}，定义{theme}",
+    "{kw}，值得被看见",
+    "为{kw}而来",
 ]
 _EN_TEMPLATES = [
     "{Kw}: {clause}",
-    "{Kw}, built into every detail",
-    "Where {kw} meets {theme}",
     "{Kw}. {clause}",
-    "Designed around {kw}",
-    "{Kw} that you can feel",
+]
+# Short lines that read well whether a keyword is a noun, an adjective or a verb phrase.
+_EN_SHORT = [
+    "{Kw}, front and center",
+    "{Kw}: at the heart of {theme}",
+    "Spotlight: {kw}",
+    "{Kw}, in focus",
+    "Next up: {kw}",
+    "{Kw}, every step of the way",
+    "Think {kw}",
+    "{Kw}, done right",
 ]
 
 
@@ -116,19 +132,23 @@ def _clauses(description: str) -> list[str]:
     return [c.strip() for c in _CLAUSE_SPLIT.split(description) if c.strip()]
 
 
-def _captions(theme: str, keywords: list[str], description: str, lang: str, rng: random.Random) -> list[str]:
-    clauses = _clauses(description) or [description]
-    templates = _ZH_TEMPLATES if lang == "zh" else _EN_TEMPLATES
-    order = list(range(len(templates)))
-    rng.shuffle(order)
+def _captions(theme: str, keywords: list[str], clauses: list[str], lang: str, rng: random.Random) -> list[str]:
+    """One caption per keyword: the description's clauses the title did not show, then short lines."""
+    long_templates = list(_ZH_TEMPLATES if lang == "zh" else _EN_TEMPLATES)
+    short_templates = list(_ZH_SHORT if lang == "zh" else _EN_SHORT)
+    rng.shuffle(long_templates)
+    rng.shuffle(short_templates)
     captions = []
     for i, keyword in enumerate(keywords):
-        template = templates[order[i % len(order)]]
-        clause = clauses[(i + 1) % len(clauses)] if len(clauses) > 1 else clauses[0]
-        if lang == "en":
-            clause = clause[0].upper() + clause[1:] if template.startswith("{Kw}.") else clause
-        captions.append(template.format(kw=keyword, Kw=keyword[:1].upper() + keyword[1:], clause=clause,
-                                        theme=theme))
+        values = {"kw": keyword, "Kw": keyword[:1].upper() + keyword[1:], "theme": theme}
+        if i < len(clauses):
+            clause = clauses[i]
+            template = long_templates[i % len(long_templates)]
+            if lang == "en" and template.startswith("{Kw}."):
+                clause = clause[0].upper() + clause[1:]
+            captions.append(template.format(clause=clause, **values))
+        else:
+            captions.append(short_templates[(i - len(clauses)) % len(short_templates)].format(**values))
     end = "。" if lang == "zh" else "."
     return [c if c[-1] in "。！？.!?" else c + end for c in captions]
 
@@ -199,14 +219,17 @@ def build_storyboard(brief: dict) -> dict:
     transition = max(2, min(int(round(TRANSITION_SECONDS * fps)), shortest // 3))
     text_in = max(2, min(int(round(TEXT_IN_SECONDS * fps)), shortest // 4))
 
-    captions = _captions(theme, keywords, description, lang, rng)
-    first_clause = (_clauses(description) or [description])[0]
+    all_clauses = _clauses(description) or [description]
     if lang == "zh":
-        title_caption = description if len(description) <= 40 else first_clause
+        short_enough = len(description) <= 40
         closing = ("感谢观看", f"{theme}，与你一起走向下一步。")
     else:
-        title_caption = description if len(description) <= 90 else first_clause
+        short_enough = len(description) <= 90
         closing = ("Thank you for watching", f"{theme}: see what comes next.")
+    # The title shows the whole description when it is short, else its first clause; the keyword
+    # scenes carry the clauses it did not show, so no line is said twice.
+    title_caption = description if short_enough else all_clauses[0]
+    captions = _captions(theme, keywords, [] if short_enough else all_clauses[1:], lang, rng)
 
     specs = [("title", theme, title_caption, theme)]
     specs += [("keyword", kw, cap, kw) for kw, cap in zip(keywords, captions, strict=True)]

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything Aura Render needs on a fresh clone; safe to run again (it skips what is there).
 #   bash scripts/setup.sh          runtime: Python venv, requirements, fonts, espeak-ng, ffmpeg, front-end libraries
-#   bash scripts/setup.sh --dev    plus test tools and Debian's chromium for the browser tests
+#   bash scripts/setup.sh --dev    plus test tools, Debian's chromium for the browser tests and wrk for bench/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEV=0
 [ "${1:-}" = "--dev" ] && DEV=1
 
 apt_packages=(fonts-noto-cjk fonts-wqy-microhei espeak-ng ffmpeg)
-[ "$DEV" = 1 ] && apt_packages+=(chromium)
+[ "$DEV" = 1 ] && apt_packages+=(chromium wrk)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

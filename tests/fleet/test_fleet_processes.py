@@ -10,7 +10,7 @@ import pytest
 
 from tests.fleet.conftest import worker_mains, worker_processes
 from webapp.catalog import VIDEO_QUEUE
-from webapp.timeutil import parse_iso
+from webapp.timeutil import parse_iso, utcnow
 
 pytestmark = [pytest.mark.integration, pytest.mark.sqlite_only]
 
@@ -128,13 +128,12 @@ def test_policy_scales_up_on_backlog_and_down_after_cooldown(fleet, client):
               "target_backlog_per_worker": 1, "cooldown_seconds": 12}
     assert client.post("/tasks/workers/policies", json=policy, headers=fleet.headers).status_code == 200
     fleet.wait_running(["ops"])
+    submitted_at = utcnow().replace(microsecond=0)
     tasks = [fleet.submit() for _ in range(2)]
-    submitted = time.monotonic()
 
     fleet.stack.wait_for(lambda: fleet.workers().get(VIDEO_QUEUE, {}).get("desired_state") == "running"
                          and len([w for w in fleet.workers().values() if w["pool"] == VIDEO_QUEUE]) == 2,
-                         12, "the policy to want two video workers")
-    assert time.monotonic() - submitted < 2 * 2 + 4  # within one evaluation period (+ beat start)
+                         20, "the policy to want two video workers")
     for task_id in tasks:
         fleet.stack.wait_status(task_id, "completed", timeout=180)
     fleet.stack.wait_for(lambda: all(w["desired_state"] == "stopped" for w in fleet.workers().values()
@@ -145,6 +144,10 @@ def test_policy_scales_up_on_backlog_and_down_after_cooldown(fleet, client):
     up = next(d for d in decisions["decisions"] if d["action"] == "scale_up")
     down = next(d for d in decisions["decisions"] if d["action"] == "scale_down")
     assert "waiting" in up["reason"] and up["desired"] == 2 and down["desired"] == 0
+    # Decided at the first evaluation that saw the backlog: the decision's own time, not this
+    # test's polling, is measured (period 2 s; plus beat start-up and message delivery on a busy
+    # 2-core machine).
+    assert (parse_iso(up["at"]) - submitted_at).total_seconds() <= 3 * 2 + 4
     assert (parse_iso(down["at"]) - parse_iso(up["at"])).total_seconds() >= 11
     assert [completed_events(t) for t in tasks] == [1, 1]
 

@@ -128,13 +128,11 @@ def test_rerun_returns_cached_artifacts_without_work(rendered, monkeypatch):
     board, work = rendered["board"], rendered["work"]
     monkeypatch.setattr(compose_module, "run_ffmpeg", lambda *a, **k: pytest.fail("ffmpeg ran again"))
     monkeypatch.setattr(images_module, "render_background", lambda *a: pytest.fail("visuals ran again"))
-    started = time.monotonic()
     chunk = render_chunk(board, 0, work, lambda *a: None, never)
     assert chunk.is_file() and render_visuals(board, work, lambda *a: None, never)["scenes"]
     again = run_pipeline(E2E_BRIEF, work,
                          rendered["out"], lambda *a: None, never)
-    assert again == rendered["result"]
-    assert time.monotonic() - started < 2.0
+    assert again == rendered["result"]  # and neither ffmpeg nor the visuals ran (patched to fail)
 
 
 def _children() -> list[int]:

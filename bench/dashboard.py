@@ -18,7 +18,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import Harness, percentile, verdict  # noqa: E402
-from bench.seed_tasks import live_task_ids, seed_tasks  # noqa: E402
+from bench.seed_tasks import BENCH_VIEWER, live_task_ids, seeded  # noqa: E402
 
 P99_TARGET_MS = 50.0
 INTERVAL = 2.0
@@ -69,19 +69,13 @@ def main() -> int:
     args = parser.parse_args()
 
     harness = Harness()
-    print(f"Seeding {args.tasks:,} tasks into {harness.env['DATABASE_URL']} ...")
-    facts = seed_tasks(harness.app, args.tasks)
-    print(f"  seeded in {facts['seconds']:.1f} s")
-    from webapp.services import auth
-
-    with harness.app.app_context():
-        auth.create_user("bench-viewer", "bench-password", "viewer")
+    seeded(harness, args.tasks)
     task_ids = live_task_ids(harness.app)
     base = harness.gunicorn(workers=args.workers, threads=args.threads)
     print(f"gunicorn at {base} ({args.workers} workers x {args.threads} threads); "
           f"{args.viewers} viewers polling every {INTERVAL:g} s for {args.seconds:g} s")
 
-    sessions = [sign_in(base, "bench-viewer", "bench-password") for _ in range(args.viewers)]
+    sessions = [sign_in(base, *BENCH_VIEWER) for _ in range(args.viewers)]
     for session in sessions[:3]:  # warm every worker's connections and templates
         for _ in range(args.workers * 2):
             session.get(f"{base}/", headers=HTMX, timeout=10)

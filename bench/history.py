@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.dashboard import sign_in  # noqa: E402
 from bench.harness import Harness, percentile, verdict  # noqa: E402
-from bench.seed_tasks import seed_tasks  # noqa: E402
+from bench.seed_tasks import BENCH_VIEWER, seeded  # noqa: E402
 from webapp.timeutil import utcnow  # noqa: E402
 
 P99_TARGET_MS = 100.0
@@ -33,15 +33,9 @@ def main() -> int:
     args = parser.parse_args()
 
     harness = Harness()
-    print(f"Seeding {args.tasks:,} tasks into {harness.env['DATABASE_URL']} ...")
-    facts = seed_tasks(harness.app, args.tasks)
-    print(f"  seeded in {facts['seconds']:.1f} s")
-    from webapp.services import auth
-
-    with harness.app.app_context():
-        auth.create_user("bench-viewer", "bench-password", "viewer")
+    seeded(harness, args.tasks)
     base = harness.gunicorn(workers=2, threads=2)
-    session = sign_in(base, "bench-viewer", "bench-password")
+    session = sign_in(base, *BENCH_VIEWER)
     day = (utcnow() - timedelta(days=30)).date()
     rare_row = args.tasks // 2
     filters = {

@@ -108,3 +108,17 @@ def live_task_ids(app, limit: int = 20) -> list[str]:
 
     with app.app_context():
         return [t.id for t in active_tasks(limit)]
+
+
+BENCH_VIEWER = ("bench-viewer", "bench-password")
+
+
+def seeded(harness: Any, count: int) -> None:
+    """Seed `count` tasks into the harness's database and create the viewer the benches sign in as."""
+    from webapp.services import auth
+
+    print(f"Seeding {count:,} tasks into {harness.env['DATABASE_URL']} ...")
+    facts = seed_tasks(harness.app, count)
+    print(f"  seeded in {facts['seconds']:.1f} s")
+    with harness.app.app_context():
+        auth.create_user(*BENCH_VIEWER, "viewer")

@@ -10,13 +10,12 @@ import hashlib
 import json
 import shutil
 import subprocess
-import uuid
 import wave
 from pathlib import Path
 
 import numpy as np
 
-from .cache import publish_dir, remove_quietly, stage_key
+from .cache import publish_dir, remove_quietly, stage_dir
 from .clips import mix_soundtrack
 from .errors import Cancelled, PipelineError
 from .loudness import RATE, integrated_loudness
@@ -196,15 +195,10 @@ def read_wav(path: Path) -> np.ndarray:
 
 def render_audio(board: dict, work_dir: Path, progress, cancelled) -> dict:
     """Mixed track (wav), subtitles (srt, vtt) and loudness; cached by storyboard content."""
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    final = work_dir / f"audio-{stage_key(board, 'audio')}"
-    meta_path = final / "audio.json"
-    if meta_path.is_file():
+    final, cached, tmp = stage_dir(board, "audio", work_dir, "audio.json")
+    if cached is not None:
         progress(1.0, "Audio ready (cached)")
-        return _with_paths(json.loads(meta_path.read_text(encoding="utf-8")), final)
-    tmp = work_dir / f".tmp-audio-{uuid.uuid4().hex[:10]}"
-    tmp.mkdir()
+        return _with_paths(cached, final)
     try:
         duration = board["total_frames"] / board["fps"]
         n_samples = int(round(duration * RATE))
@@ -248,7 +242,7 @@ def render_audio(board: dict, work_dir: Path, progress, cancelled) -> dict:
     finally:
         remove_quietly(tmp)
     progress(1.0, "Audio ready")
-    return _with_paths(json.loads(meta_path.read_text(encoding="utf-8")), final)
+    return _with_paths(json.loads((final / "audio.json").read_text(encoding="utf-8")), final)
 
 
 def _with_paths(meta: dict, folder: Path) -> dict:

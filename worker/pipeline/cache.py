@@ -47,6 +47,20 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def stage_dir(board: dict, stage: str, work_dir: Path, meta_name: str) -> tuple[Path, dict | None, Path]:
+    """(final dir, its cached metadata or None, a fresh temp dir to build into) for a stage whose
+    artifact is a directory closed by a JSON file named `meta_name`."""
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    final = work_dir / f"{stage}-{stage_key(board, stage)}"
+    meta_path = final / meta_name
+    if meta_path.is_file():
+        return final, json.loads(meta_path.read_text(encoding="utf-8")), Path()
+    tmp = work_dir / f".tmp-{stage}-{uuid.uuid4().hex[:10]}"
+    tmp.mkdir()
+    return final, None, tmp
+
+
 def publish_dir(tmp_dir: Path, final: Path) -> None:
     """Rename a finished temp directory into place; a concurrent winner is kept."""
     try:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import math
 import random
-import uuid
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .cache import publish_dir, remove_quietly, stage_key
+from .cache import publish_dir, remove_quietly, stage_dir
 from .errors import Cancelled
 from .fonts import font_chain
 from .layout import draw_text, fit_text
@@ -144,15 +143,10 @@ def _text_layers(scene: dict, board: dict) -> list[tuple[Image.Image, int, int, 
 
 def render_visuals(board: dict, work_dir: Path, progress, cancelled) -> dict:
     """Write each scene's background and text layers; returns the manifest (cached by content)."""
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    final = work_dir / f"visuals-{stage_key(board, 'visuals')}"
-    manifest_path = final / "manifest.json"
-    if manifest_path.is_file():
+    final, cached, tmp = stage_dir(board, "visuals", work_dir, "manifest.json")
+    if cached is not None:
         progress(1.0, "Visuals ready (cached)")
-        return json.loads(manifest_path.read_text(encoding="utf-8"))
-    tmp = work_dir / f".tmp-visuals-{uuid.uuid4().hex[:10]}"
-    tmp.mkdir()
+        return cached
     try:
         bg_size = background_size(board["width"], board["height"])
         scenes = []
@@ -175,4 +169,4 @@ def render_visuals(board: dict, work_dir: Path, progress, cancelled) -> dict:
     finally:
         remove_quietly(tmp)
     progress(1.0, "Visuals ready")
-    return json.loads(manifest_path.read_text(encoding="utf-8"))
+    return json.loads((final / "manifest.json").read_text(encoding="utf-8"))

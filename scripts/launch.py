@@ -20,16 +20,17 @@ from embedded_redis import RedisProcess, reachable  # noqa: E402
 
 
 def choose_redis(env: dict[str, str], instance: Path) -> tuple[str, RedisProcess | None]:
-    """A configured, reachable Redis; otherwise an embedded one started here."""
+    """The configured Redis (or, with none configured, the default localhost:6379) when it answers;
+    otherwise an embedded one started here."""
     from webapp.config import redis_url_from
 
     configured = any(env.get(k) for k in ("REDIS_URL", "REDIS_HOST", "REDIS_PORT"))
-    if configured:
-        url = redis_url_from(env)
-        parsed = urlparse(url)
-        if reachable(parsed.hostname or "localhost", parsed.port or 6379):
-            return url, None
-        print(f"Configured Redis {parsed.hostname}:{parsed.port} is not reachable; starting an embedded one.")
+    url = redis_url_from(env)
+    parsed = urlparse(url)
+    if reachable(parsed.hostname or "localhost", parsed.port or 6379):
+        return url, None
+    where = "Configured" if configured else "Default"
+    print(f"{where} Redis {parsed.hostname}:{parsed.port} is not reachable; starting an embedded one.")
     server = RedisProcess(data_dir=instance / "redis").start()
     return server.url, server
 

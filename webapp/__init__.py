@@ -90,6 +90,7 @@ def register_blueprints(app: Flask) -> None:
     from webapp.api.views import bp as api_bp
     from webapp.api.workers import bp as api_workers_bp
     from webapp.dashboard.views import bp as dashboard_bp
+    from webapp.health import bp as health_bp
     from webapp.media import bp as media_bp
 
     app.register_blueprint(api_workers_bp)
@@ -97,6 +98,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(media_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(health_bp)
 
 
 def register_errors(app: Flask) -> None:

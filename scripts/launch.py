@@ -4,6 +4,7 @@ an upgraded database) and a small process supervisor that stops everything warm 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -35,6 +36,20 @@ def choose_redis(env: dict[str, str], instance: Path) -> tuple[str, RedisProcess
     return server.url, server
 
 
+def instance_secret_key(instance: Path) -> str:
+    """The instance's random SECRET_KEY, generated on first use and kept (mode 600) in the instance dir."""
+    path = instance / "secret_key"
+    if path.exists():
+        key = path.read_text(encoding="ascii").strip()
+        if len(key) >= 32:
+            return key
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(key + "\n")
+    return key
+
+
 def prepare_environment(need_redis: bool) -> tuple[dict[str, str], RedisProcess | None]:
     """PYTHONPATH, instance dir, a reachable Redis and an upgraded database."""
     instance = Path(os.environ.get("AURA_INSTANCE", ROOT / "var")).resolve()
@@ -42,6 +57,8 @@ def prepare_environment(need_redis: bool) -> tuple[dict[str, str], RedisProcess 
     env = dict(os.environ)
     env.setdefault("AURA_INSTANCE", str(instance))
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    if not env.get("SECRET_KEY"):
+        env["SECRET_KEY"] = instance_secret_key(instance)
     server = None
     if need_redis:
         env["REDIS_URL"], server = choose_redis(env, instance)

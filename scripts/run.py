@@ -48,11 +48,14 @@ def main() -> int:
                         help="start one worker per queue group directly instead of through the supervisor")
     args = parser.parse_args()
 
+    # The local run serves plain http: session cookies without Secure unless configured otherwise.
+    os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
     env, redis_server = prepare_environment(need_redis=True)
     token, password = first_admin_and_token()
     instance = Path(env["AURA_INSTANCE"])
 
     from webapp.catalog import QUEUES, WORKER_GROUPS
+    from webapp.config import hide_password
 
     celery = [str(VENV_BIN / "celery"), "-A", "worker.celery_app:app"]
     commands: dict[str, list[str]] = {}
@@ -71,8 +74,8 @@ def main() -> int:
         url = f"http://{args.host}:{args.port}/"
         print()
         print(f"Aura Render is running at {url}")
-        print(f"  Redis: {env['REDIS_URL']}{' (embedded)' if redis_server else ''}")
-        print(f"  Database: {env.get('DATABASE_URL') or instance / 'aura.db'}")
+        print(f"  Redis: {hide_password(env['REDIS_URL'])}{' (embedded)' if redis_server else ''}")
+        print(f"  Database: {hide_password(env.get('DATABASE_URL') or str(instance / 'aura.db'))}")
         if password:
             print(f"  Sign in as 'admin' with password: {password}   (shown once; change it in Settings)")
         else:

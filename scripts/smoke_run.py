@@ -48,6 +48,26 @@ def call(url: str, token: str, body: dict | None = None, timeout: float = 10) ->
         return json.loads(response.read())
 
 
+def sign_in(base: str, username: str, password: str) -> str:
+    """Sign in through the form over plain http, as a browser does; return the dashboard's HTML."""
+    import http.cookiejar
+    import urllib.parse
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    with opener.open(f"{base}/login", timeout=10) as response:
+        form = response.read().decode()
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form)
+    if not csrf:
+        raise SmokeError("the sign-in page has no CSRF token")
+    data = urllib.parse.urlencode({"csrf_token": csrf.group(1), "username": username,
+                                   "password": password}).encode()
+    with opener.open(f"{base}/login", data=data, timeout=10) as response:
+        page = response.read().decode()
+        if urllib.parse.urlsplit(response.url).path != "/":
+            raise SmokeError(f"signing in over http did not reach the dashboard (at {response.url})")
+    return page
+
+
 def run_and_render(command: list[str], cwd: Path, env: dict[str, str], log_path: Path, port: int,
                    start_timeout: float = 900, render_timeout: float = 180) -> dict:
     """Start `command`, render TINY_BRIEF through it, stop it with SIGINT; return what was seen.
@@ -84,6 +104,9 @@ def run_and_render(command: list[str], cwd: Path, env: dict[str, str], log_path:
                 if time.monotonic() > deadline:
                     raise SmokeError(f"the web app did not answer:\n{tail()}") from None
                 time.sleep(0.3)
+        password = re.search(r"with password: (\S+)", text)
+        if password:
+            seen["signed_in_page"] = sign_in(base, "admin", password.group(1))
         started = time.monotonic()
         task_id = call(f"{base}/tasks/video/async", token, TINY_BRIEF)["task_id"]
         status: dict = {}

@@ -20,6 +20,9 @@ from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+# The suite (and every worker process it spawns, which inherits this environment) runs as
+# `testing`: the default secret key is accepted there and nowhere else.
+os.environ["ENVIRONMENT"] = "testing"
 
 from embedded_redis import RedisProcess  # noqa: E402
 

@@ -74,6 +74,25 @@ def users_create(name: str, role: str, password: str) -> None:
     click.echo(f"Created user {name} with role {role}")
 
 
+@users.command("update")
+@click.argument("name")
+@click.option("--role", type=ROLE_CHOICE)
+@click.option("--active/--inactive", default=None)
+@click.option("--password", is_flag=False, flag_value="", default=None,
+              help="a new password (prompted when given without a value)")
+def users_update(name: str, role: str | None, active: bool | None, password: str | None) -> None:
+    """Change a user's role, active flag or password; any change ends the user's sessions."""
+    user = db.session.scalar(select(User).where(User.username == name))
+    if user is None:
+        raise click.ClickException(f"no user {name!r}")
+    if password == "":
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    if password is not None and len(password) < 8:
+        raise click.ClickException("the password needs at least 8 characters")
+    changed = auth.update_user(user, password=password, role=role, active=active)
+    click.echo(f"Updated user {name}; their sessions have ended" if changed else f"Nothing to change for {name}")
+
+
 @click.command("reconcile")
 def reconcile_command() -> None:
     """Run one reconciler pass now and print what it did."""

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 DEFAULT_SECRET_KEY = "dev-only-insecure-secret-key"
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,10 +34,43 @@ def redis_url_from(env: Mapping[str, str]) -> str:
     return f"redis://{auth}{host}:{port}/{db}"
 
 
+#: ENVIRONMENT values that allow the default secret key; anything else (or nothing) is production.
+RELAXED_ENVIRONMENTS = ("development", "testing")
+
+
+def environment_name(raw: str | None) -> str:
+    """`development` or `testing` when ENVIRONMENT says so (any case), else `production`."""
+    name = (raw or "").strip().lower()
+    return name if name in RELAXED_ENVIRONMENTS else "production"
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise RuntimeError(f"{name} must be true or false, got {raw!r}")
+
+
+def hide_password(url: str) -> str:
+    """A URL safe to print: its password (if any) replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask configuration mapping from environment variables."""
     env = os.environ if env is None else env
-    environment = env.get("ENVIRONMENT", "development")
+    environment = environment_name(env.get("ENVIRONMENT"))
     instance = Path(env.get("AURA_INSTANCE", ROOT / "var"))
     media_root = Path(env.get("MEDIA_ROOT", instance / "media")).resolve()
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'aura.db'}"
@@ -71,20 +104,23 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WORKER_OFFLINE_PURGE_SECONDS": _int(env, "WORKER_OFFLINE_PURGE_SECONDS", 3600),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": environment == "production",
+        # Secure cookies in production unless configured (the local run command serves plain http).
+        "SESSION_COOKIE_SECURE": _bool(env, "SESSION_COOKIE_SECURE", environment == "production"),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "BABEL_DEFAULT_LOCALE": "en",
         "LANGUAGES": ["en", "zh"],
-        "WTF_CSRF_TIME_LIMIT": None,
+        # A form's CSRF token expires after this many seconds.
+        "WTF_CSRF_TIME_LIMIT": _int(env, "CSRF_TIME_LIMIT", 8 * 3600),
     }
 
 
 def check_production(config: Mapping[str, Any]) -> None:
-    """Refuse to run production with the default or a weak secret key."""
-    if config.get("ENVIRONMENT") != "production":
+    """Refuse the default or a weak secret key unless ENVIRONMENT is development or testing."""
+    if environment_name(config.get("ENVIRONMENT")) != "production":
         return
     key = config.get("SECRET_KEY") or ""
     if key == DEFAULT_SECRET_KEY or len(key) < 32:
         raise RuntimeError(
-            "ENVIRONMENT=production needs SECRET_KEY set to a random value of 32+ characters"
+            "SECRET_KEY must be set to a random value of 32+ characters (the default key is accepted only "
+            "with ENVIRONMENT=development or ENVIRONMENT=testing)"
         )

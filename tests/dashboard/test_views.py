@@ -343,12 +343,12 @@ def test_completed_task_shows_player_downloads_and_file_facts(client, sign_in, m
     assert "1.2 MB" in body and "320 × 180" in body and "12 s" in body
 
 
-def test_failed_task_shows_the_error_and_the_end_of_the_traceback(client, sign_in, make_task):
+def test_failed_task_shows_the_error_and_to_admins_the_end_of_the_traceback(client, sign_in, make_task):
     lines = [f"  frame {i}" for i in range(40)] + ["RuntimeError: ffmpeg exited with 1"]
     task = make_task(status="failed", finished_at=utcnow(), message="Failed at render",
                      error={"type": "RuntimeError", "message": "ffmpeg exited with 1", "stage": "render",
                             "traceback": "\n".join(lines)})
-    sign_in("viewer")
+    sign_in("admin")
     body = text_of(client.get(f"/videos/{task.id}"))
     assert "<strong>RuntimeError</strong>: ffmpeg exited with 1" in body
     assert "frame 39" in body and "frame 5\n" not in body

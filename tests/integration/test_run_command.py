@@ -21,7 +21,9 @@ pytestmark = [pytest.mark.integration]
 
 
 def test_run_command_embeds_redis_when_the_configured_one_is_down(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "DATABASE_URL", "MEDIA_ROOT"))}
+    # Like a new user: no ENVIRONMENT (so production rules) and no SECRET_KEY.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("REDIS_", "DATABASE_URL", "MEDIA_ROOT", "ENVIRONMENT", "SECRET_KEY"))}
     dead_port = free_port()  # nothing listens here
     env.update({"AURA_INSTANCE": str(tmp_path / "instance"), "PYTHONUNBUFFERED": "1",
                 "REDIS_PORT": str(dead_port)})
@@ -33,8 +35,21 @@ def test_run_command_embeds_redis_when_the_configured_one_is_down(tmp_path: Path
     assert f"Configured Redis localhost:{dead_port} is not reachable" in text
     assert "(embedded)" in text
     assert re.search(r"Sign in as 'admin' with password: \S+", text)
+    # The generated key is kept in the instance dir, readable by its owner only; signing in over
+    # plain http works (the run command does not force Secure cookies).
+    key_file = tmp_path / "instance" / "secret_key"
+    assert len(key_file.read_text().strip()) >= 32 and key_file.stat().st_mode & 0o077 == 0
+    assert "Sign out" in seen["signed_in_page"]
     video = next(f for f in seen["status"]["result"]["files"] if f["kind"] == "video")
     assert (tmp_path / "instance" / "media" / seen["task_id"] / video["name"]).stat().st_size > 10_000
+
+
+def test_secret_key_is_generated_once(tmp_path: Path):
+    """The run command keeps one random key per instance dir."""
+    from launch import instance_secret_key
+
+    first = instance_secret_key(tmp_path)
+    assert instance_secret_key(tmp_path) == first  # generated once, then kept
 
 
 def test_default_redis_is_tried_before_embedding(monkeypatch, tmp_path: Path):

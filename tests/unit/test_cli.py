@@ -45,3 +45,17 @@ def test_users_create_with_and_without_password(app, client):
     assert runner.invoke(args=["users", "create", "cy", "--password", "short"]).exit_code != 0
     response = client.post("/login", data={"username": "bob", "password": "another-pass"})
     assert response.status_code == 302
+
+
+def test_users_update_ends_the_users_sessions(app, client):
+    runner = app.test_cli_runner()
+    runner.invoke(args=["users", "create", "uma", "--role", "viewer", "--password", "s3cret-pass"])
+    assert client.post("/login", data={"username": "uma", "password": "s3cret-pass"}).status_code == 302
+    assert client.get("/settings").status_code == 200
+    done = runner.invoke(args=["users", "update", "uma", "--role", "operator"])
+    assert done.exit_code == 0 and "sessions have ended" in done.output
+    assert client.get("/settings").status_code == 302
+    assert "Nothing to change" in runner.invoke(args=["users", "update", "uma", "--active"]).output
+    assert runner.invoke(args=["users", "update", "uma", "--inactive"]).exit_code == 0
+    assert client.post("/login", data={"username": "uma", "password": "s3cret-pass"}).status_code == 401
+    assert runner.invoke(args=["users", "update", "nobody", "--active"]).exit_code != 0

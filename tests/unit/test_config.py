@@ -9,7 +9,7 @@ import pytest
 
 from webapp.catalog import PRIORITIES, QUEUES, TASK_QUEUES
 from webapp.celery_setup import celery_config, transport_options
-from webapp.config import DEFAULT_SECRET_KEY, check_production, load_config, redis_url_from
+from webapp.config import DEFAULT_SECRET_KEY, check_production, hide_password, load_config, redis_url_from
 
 
 def test_redis_url_wins_over_parts():
@@ -58,6 +58,49 @@ def test_production_app_does_not_start_with_default_key(monkeypatch):
         create_app()
 
 
+@pytest.mark.parametrize("environment", [None, "", "prod", "Production", "staging", " production "])
+def test_default_key_is_refused_unless_development_or_testing(monkeypatch, environment):
+    """Unset or anything but development/testing counts as production: the well-known key is refused."""
+    if environment is None:
+        monkeypatch.delenv("ENVIRONMENT", raising=False)
+    else:
+        monkeypatch.setenv("ENVIRONMENT", environment)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    from webapp import create_app
+
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app()
+    assert load_config({} if environment is None else {"ENVIRONMENT": environment})["ENVIRONMENT"] == "production"
+
+
+@pytest.mark.parametrize("environment", ["development", "Development", "TESTING", "testing"])
+def test_default_key_is_accepted_in_development_and_testing(environment):
+    config = load_config({"ENVIRONMENT": environment})
+    assert config["ENVIRONMENT"] == environment.lower()
+    check_production(config)
+    assert config["SESSION_COOKIE_SECURE"] is False
+
+
+def test_secure_cookies_follow_production_unless_configured():
+    key = {"SECRET_KEY": "k" * 40}
+    assert load_config(key)["SESSION_COOKIE_SECURE"] is True
+    assert load_config({**key, "SESSION_COOKIE_SECURE": "false"})["SESSION_COOKIE_SECURE"] is False
+    assert load_config({"ENVIRONMENT": "development", "SESSION_COOKIE_SECURE": "1"})["SESSION_COOKIE_SECURE"] is True
+    with pytest.raises(RuntimeError, match="SESSION_COOKIE_SECURE"):
+        load_config({"SESSION_COOKIE_SECURE": "maybe"})
+
+
+def test_csrf_tokens_expire():
+    assert load_config({})["WTF_CSRF_TIME_LIMIT"] == 8 * 3600
+    assert load_config({"CSRF_TIME_LIMIT": "60"})["WTF_CSRF_TIME_LIMIT"] == 60
+
+
+def test_printed_urls_hide_passwords():
+    assert hide_password("redis://:s3cret@cache:6380/0") == "redis://:***@cache:6380/0"
+    assert hide_password("postgresql://aura:pw@db/aura") == "postgresql://aura:***@db/aura"
+    assert hide_password("redis://localhost:6379/0") == "redis://localhost:6379/0"
+
+
 def test_celery_settings_hold_priority_and_crash_recovery():
     config = celery_config(load_config({"TASK_TIME_LIMIT": "600", "CELERY_WORKER_MAX_MEMORY": "512"}))
     assert config["worker_prefetch_multiplier"] == 1
@@ -77,7 +120,7 @@ def test_transport_options_are_the_same_in_web_and_worker(tmp_path):
     """The worker's Celery app is built by the same factory as the web's: same options."""
     code = ("import json; from worker.celery_app import app; "
             "print(json.dumps(app.conf.broker_transport_options, sort_keys=True))")
-    env = {"AURA_INSTANCE": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    env = {"AURA_INSTANCE": str(tmp_path), "PATH": "/usr/bin:/bin", "ENVIRONMENT": "testing"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2])).stdout
     import json
@@ -90,6 +133,7 @@ def test_web_process_never_imports_worker_or_moviepy(tmp_path):
     code = ("import sys, wsgi; bad = sorted(m for m in sys.modules if m == 'worker' or m.startswith('worker.') "
             "or m.startswith('moviepy')); print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={"AURA_INSTANCE": str(tmp_path), "PATH": "/usr/bin:/bin"},
+                            env={"AURA_INSTANCE": str(tmp_path), "PATH": "/usr/bin:/bin",
+                                 "ENVIRONMENT": "testing"},
                             cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -83,7 +83,7 @@ def task_status(task_id: str):
     task, error = _task_or_404(task_id)
     if error:
         return error
-    body = task.to_status()
+    body = task.to_status(tracebacks=g.api_token.can(Role.ADMIN))
     body["message"] = localized_message(task)
     return jsonify(body)
 
@@ -95,7 +95,9 @@ def task_events(task_id: str):
     task, error = _task_or_404(task_id)
     if error:
         return error
-    return jsonify({"task_id": task.id, "events": [e.to_dict() for e in task_service.events_of(task.id)]})
+    tracebacks = g.api_token.can(Role.ADMIN)
+    return jsonify({"task_id": task.id,
+                    "events": [e.to_dict(tracebacks) for e in task_service.events_of(task.id)]})
 
 
 @bp.post("/<task_id>/cancel")

@@ -46,7 +46,7 @@ login_manager.login_message_category = "info"
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+    return auth_service.session_user(user_id)
 
 
 @login_manager.unauthorized_handler
@@ -315,8 +315,9 @@ def settings_password():
         if not current_user.check_password(form.current.data):
             form.current.errors.append(_("The current password is wrong."))
         else:
-            current_user.set_password(form.new.data)
-            db.session.commit()
+            user = current_user._get_current_object()
+            auth_service.update_user(user, password=form.new.data)
+            login_user(user)  # this session goes on; the user's other sessions end
             flash(_("Your password is changed."), "success")
             return redirect(url_for("dashboard.settings"))
     return render_settings(400, password_form=form)

@@ -100,8 +100,8 @@ class RenderTask(db.Model):
         kind = self.error.get("type") or "Error"
         return f"{kind}: {self.error.get('message', '')}".strip()
 
-    def to_status(self) -> dict[str, Any]:
-        """The status document of SPEC.md (`GET /tasks/status/{task_id}`)."""
+    def to_status(self, tracebacks: bool = False) -> dict[str, Any]:
+        """The status document of SPEC.md (`GET /tasks/status/{task_id}`); tracebacks for admins only."""
         return {
             "task_id": self.id,
             "status": self.status,
@@ -114,7 +114,7 @@ class RenderTask(db.Model):
             "actual_duration": None if self.actual_duration is None else round(self.actual_duration, 1),
             "result": self.result,
             "error": self.error_text(),
-            "error_detail": self.error,
+            "error_detail": visible_error(self.error, tracebacks),
             "queue": self.queue,
             "stage": self.stage,
             "attempt": self.attempt,
@@ -166,11 +166,21 @@ class TaskEvent(db.Model):
         Index("ix_task_events_at", "at"),
     )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, tracebacks: bool = False) -> dict[str, Any]:
+        data = self.data
+        if isinstance(data, dict) and isinstance(data.get("error"), dict) and not tracebacks:
+            data = {**data, "error": visible_error(data["error"], False)}
         return {
             "at": iso(self.at),
             "kind": self.kind,
             "status": self.status,
             "message": self.message,
-            "data": self.data,
+            "data": data,
         }
+
+
+def visible_error(error: dict[str, Any] | None, tracebacks: bool) -> dict[str, Any] | None:
+    """A task error as a reader may see it: type, message and stage; the traceback for admins only."""
+    if not error or tracebacks:
+        return error
+    return {k: v for k, v in error.items() if k != "traceback"}

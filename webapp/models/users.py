@@ -26,10 +26,15 @@ class User(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     locale: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    #: Part of every session's user id; bumped to end the user's sessions (webapp/services/auth.py).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def is_active(self) -> bool:  # Flask-Login
         return self.active
+
+    def get_id(self) -> str:  # Flask-Login: stored in the session cookie
+        return f"{self.id}.{self.session_epoch or 0}"
 
     @property
     def role_enum(self) -> Role:

@@ -1,4 +1,5 @@
-"""API tokens: created once, stored as SHA-256, checked per request."""
+"""Users and API tokens: tokens are created once, stored as SHA-256 and checked per request; a
+token's role is capped by its owner's current role; changing a user ends their other sessions."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis
 from sqlalchemy import select, update
 
 from webapp.catalog import Role
@@ -18,8 +20,10 @@ from webapp.timeutil import utcnow
 
 TOKEN_PREFIX = "aura_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-# A token's role and state are cached this long per process; a revocation takes effect within it.
+# A token's role and state are cached this long per process. Every change of a token or a user bumps
+# a generation counter in Redis, which each use reads: a change applies to the next request everywhere.
 CACHE_SECONDS = 5.0
+GENERATION_KEY = "aura:auth:generation"
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class TokenInfo:
         return Role(self.role).allows(needed)
 
 
-_cache: dict[str, tuple[float, TokenInfo | None]] = {}
+_cache: dict[str, tuple[float, bytes | None, TokenInfo | None]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -53,21 +57,42 @@ def create_token(name: str, role: Role | str, user: User | None = None) -> tuple
     return token, raw
 
 
+def _generation() -> bytes | None:
+    """The auth generation counter (None when Redis does not answer: the cache's age decides)."""
+    from webapp.services.broker import redis_client
+
+    try:
+        return redis_client().get(GENERATION_KEY) or b"0"
+    except redis.RedisError:
+        return None
+
+
+def _bump_generation() -> None:
+    from webapp.services.broker import redis_client
+
+    forget_cached_tokens()
+    try:
+        redis_client().incr(GENERATION_KEY)
+    except redis.RedisError:
+        pass  # other processes see the change when their cache entry ages out
+
+
 def authenticate(raw: str) -> TokenInfo | None:
-    """The live token with this value, or None (cached for CACHE_SECONDS per process)."""
-    if not raw or len(raw) > 200:
+    """The live token with this value, or None (cached per process until a change or CACHE_SECONDS)."""
+    if not raw or len(raw) > 200 or not raw.isascii():
         return None
     digest = hash_token(raw)
     now_mono = time.monotonic()
+    generation = _generation()
     with _cache_lock:
         hit = _cache.get(digest)
-    if hit and now_mono - hit[0] < CACHE_SECONDS:
-        return hit[1]
+    if hit and now_mono - hit[0] < CACHE_SECONDS and generation is not None and hit[1] == generation:
+        return hit[2]
     info = _lookup(digest)
     with _cache_lock:
         if len(_cache) > 10000:
             _cache.clear()
-        _cache[digest] = (now_mono, info)
+        _cache[digest] = (now_mono, generation, info)
     return info
 
 
@@ -75,15 +100,18 @@ def _lookup(digest: str) -> TokenInfo | None:
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
     if token is None or token.revoked_at is not None:
         return None
+    role = Role(token.role)
     if token.user_id is not None:
         owner = db.session.get(User, token.user_id)
         if owner is None or not owner.active:
             return None
+        if not owner.role_enum.allows(role):  # never more than the owner has now
+            role = owner.role_enum
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         db.session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
         db.session.commit()
-    return TokenInfo(token.id, token.name, token.role)
+    return TokenInfo(token.id, token.name, role.value)
 
 
 def forget_cached_tokens() -> None:
@@ -93,10 +121,10 @@ def forget_cached_tokens() -> None:
 
 
 def revoke_token(token: ApiToken) -> None:
-    """Revoke a token; other processes stop accepting it within CACHE_SECONDS."""
+    """Revoke a token; every process refuses it from the next request on."""
     token.revoked_at = utcnow()
     db.session.commit()
-    forget_cached_tokens()
+    _bump_generation()
 
 
 def create_user(username: str, password: str, role: Role | str) -> User:
@@ -105,4 +133,37 @@ def create_user(username: str, password: str, role: Role | str) -> User:
     user.set_password(password)
     db.session.add(user)
     db.session.commit()
+    return user
+
+
+def update_user(user: User, *, password: str | None = None, role: Role | str | None = None,
+                active: bool | None = None) -> bool:
+    """Change a user's password, role or active flag. Any change ends the user's sessions (the
+    caller signs the current one in again when it should survive) and re-checks their tokens."""
+    changed = False
+    if password is not None:
+        user.set_password(password)
+        changed = True
+    if role is not None and Role(role).value != user.role:
+        user.role = Role(role).value
+        changed = True
+    if active is not None and bool(active) != user.active:
+        user.active = bool(active)
+        changed = True
+    if changed:
+        user.session_epoch = (user.session_epoch or 0) + 1
+    db.session.commit()
+    if changed:
+        _bump_generation()
+    return changed
+
+
+def session_user(session_id: str) -> User | None:
+    """The user of a session id (`<id>.<epoch>`), or None when it is unknown or the epoch is old."""
+    user_id, _sep, epoch = str(session_id).partition(".")
+    if not user_id.isascii() or not user_id.isdigit() or not (epoch or "0").isdigit():
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or (user.session_epoch or 0) != int(epoch or "0"):
+        return None
     return user

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import posixpath
+
 from flask import Blueprint, abort, current_app, send_from_directory
 from flask_login import current_user
 
@@ -19,10 +21,14 @@ def media_file(filename: str):
         raw = bearer_token()
         if not raw or authenticate(raw) is None:
             abort(401)
-    first = filename.split("/", 1)[0]
-    if first in PRIVATE_DIRS or first.startswith("."):
+    # Normalize first (x/../work is work), then check: no way up, none into a private folder.
+    clean = posixpath.normpath("/" + filename).lstrip("/")
+    parts = clean.split("/")
+    if not clean or parts[0] in PRIVATE_DIRS or any(p.startswith(".") for p in parts):
         abort(404)
-    response = send_from_directory(current_app.config["MEDIA_ROOT"], filename, conditional=True,
+    response = send_from_directory(current_app.config["MEDIA_ROOT"], clean, conditional=True,
                                    max_age=3600)
     response.headers["Accept-Ranges"] = "bytes"
+    response.cache_control.public = False
+    response.cache_control.private = True  # signed-in content: browsers may keep it, shared caches not
     return response

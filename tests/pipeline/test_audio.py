@@ -66,3 +66,15 @@ def test_second_run_returns_the_cached_artifact(tmp_path, quiet, monkeypatch, ne
     first = render_audio(board, tmp_path, quiet, never)
     monkeypatch.setattr(audio_module, "music_bed", lambda *a: pytest.fail("audio was rendered again"))
     assert render_audio(board, tmp_path, quiet, never) == first
+
+
+@pytest.mark.skipif(not shutil.which("espeak-ng"), reason="espeak-ng is not installed")
+def test_text_that_starts_with_a_dash_is_spoken_not_taken_as_an_option(tmp_path, quiet, never, make_brief):
+    """`--10% off sale` goes to espeak-ng after `--`: it is narrated, never read as an option."""
+    samples = audio_module._speak("--10% off sale", "en", tmp_path / "line.wav", 160, never)
+    assert samples.size > 48000 * 0.5 and np.abs(samples).max() > 0.01
+    board = build_storyboard(make_brief(theme_id="--10% off sale", keywords_id=["-sale", "--price"],
+                                        user_description_id="-", target_duration_id=6))
+    result = render_audio(board, tmp_path / "brief", quiet, never)
+    assert result["narration"] is True
+    assert integrated_loudness(read_wav(result["wav"])) == pytest.approx(-16.0, abs=1.0)

@@ -13,7 +13,7 @@ from flask import Blueprint, flash, make_response, redirect, render_template, re
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from webapp.admin.forms import control_body, policy_body
+from webapp.admin.forms import control_body, form_value, policy_body
 from webapp.catalog import QUEUES, Role
 from webapp.dashboard.views import is_fragment_request, role_required
 from webapp.services import autoscale, broker
@@ -107,7 +107,8 @@ def workers_control():
 def queue_target(queue: str):
     """Set how many workers serve one queue."""
     try:
-        result = autoscale.manual_target(queue, request.form.get("target_workers"), actor())
+        result = autoscale.manual_target(queue, form_value("target_workers", request.form.get("target_workers", "")),
+                                         actor())
         notice, ok = result["message"], True
     except fleet.FleetError as exc:
         notice, ok = exc.message, False

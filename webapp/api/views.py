@@ -13,7 +13,7 @@ from webapp.extensions import csrf
 from webapp.messages import localized_message
 from webapp.services import queues as queue_service
 from webapp.services import tasks as task_service
-from webapp.services.validation import BriefError, validate_brief
+from webapp.services.validation import BriefError, has_surrogates, validate_brief
 
 bp = Blueprint("api", __name__, url_prefix="/tasks")
 csrf.exempt(bp)
@@ -40,9 +40,18 @@ def read_json_body() -> object:
         raise BriefError({"body": _("The body is empty; send a JSON object.")},
                          _("The body must be a JSON object."))
     try:
-        return json.loads(raw.decode("utf-8"))
+        body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BriefError({"body": str(exc)}, _("The body is not valid JSON.")) from None
+    except RecursionError:
+        raise BriefError({"body": _("The JSON is nested too deeply.")}, _("The body is not valid JSON.")) from None
+    except ValueError:  # e.g. an integer of more than 4300 digits
+        raise BriefError({"body": _("A number in the JSON is too large.")},
+                         _("The body is not valid JSON.")) from None
+    if has_surrogates(body):
+        raise BriefError({"body": _("The JSON holds a lone surrogate (\\ud800-\\udfff), which is not text.")},
+                         _("The body is not valid JSON.")) from None
+    return body
 
 
 @bp.post("/video/async")

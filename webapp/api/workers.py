@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 
+from webapp.admin.forms import form_value
 from webapp.api.auth import api_error, require_role
 from webapp.api.views import read_json_body
 from webapp.catalog import Role
@@ -77,7 +78,9 @@ def workers_autoscale():
             return error
         body = parsed if isinstance(parsed, dict) else {}
     queue = request.args.get("queue", body.get("queue"))
-    target = request.args.get("target_workers", body.get("target_workers"))
+    target = body.get("target_workers")
+    if "target_workers" in request.args:  # a query string carries text: whole numbers become integers
+        target = form_value("target_workers", request.args["target_workers"])
     try:
         answer = autoscale.manual_target(queue, target, actor())
     except fleet.FleetError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import string
 import threading
@@ -211,9 +212,13 @@ def cancel(task: RenderTask, *, by: str | None = None) -> bool:
     return True
 
 
+#: What a task id may hold (ids look like video_1700000000_abcdef12); anything else is not looked up.
+TASK_ID_CHARS = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
 def get_task(task_id: str) -> RenderTask | None:
     """The task with this id, or None."""
-    if not isinstance(task_id, str) or len(task_id) > 64:
+    if not isinstance(task_id, str) or not TASK_ID_CHARS.fullmatch(task_id):
         return None
     return db.session.get(RenderTask, task_id)
 
@@ -234,7 +239,13 @@ class HistoryError(ValueError):
         self.fields = fields
 
 
+#: How many values a list filter (status, priority, queue) may carry, and the dates filters accept.
+MAX_LIST_VALUES = 20
+EARLIEST, LATEST = datetime(1970, 1, 1), datetime(9000, 1, 1)
+
+
 @dataclass
+
 class HistoryQuery:
     """Filters of the history listing."""
 
@@ -254,10 +265,17 @@ class HistoryQuery:
         query = cls()
 
         def many(name: str) -> list[str]:
-            values: list[str] = []
-            for raw in args.getlist(name):
-                values.extend(v.strip() for v in raw.split(",") if v.strip())
-            return values
+            """A list filter's values, de-duplicated in order; at most MAX_LIST_VALUES given."""
+            values: dict[str, None] = {}
+            given = 0
+            for raw in args.getlist(name)[:MAX_LIST_VALUES + 1]:
+                for value in raw.split(",")[:MAX_LIST_VALUES + 1]:
+                    if value.strip():
+                        given += 1
+                        values.setdefault(value.strip()[:40])
+            if given > MAX_LIST_VALUES:
+                errors[name] = _("at most %(n)s values", n=MAX_LIST_VALUES)
+            return list(values)
 
         raw_limit = args.get("limit", "20")
         try:
@@ -269,25 +287,30 @@ class HistoryQuery:
         query.statuses = many("status")
         bad = [s for s in query.statuses if s not in {t.value for t in TaskStatus}]
         if bad:
-            errors["status"] = _("unknown status: %(v)s", v=", ".join(bad))
+            errors.setdefault("status", _("unknown status: %(v)s", v=", ".join(bad[:5])))
         query.priorities = many("priority")
         bad = [p for p in query.priorities if p not in PRIORITIES]
         if bad:
-            errors["priority"] = _("unknown priority: %(v)s", v=", ".join(bad))
+            errors.setdefault("priority", _("unknown priority: %(v)s", v=", ".join(bad[:5])))
         query.queues = many("queue")
         bad = [q for q in query.queues if q not in QUEUES]
         if bad:
-            errors["queue"] = _("unknown queue: %(v)s", v=", ".join(bad))
+            errors.setdefault("queue", _("unknown queue: %(v)s", v=", ".join(bad[:5])))
         for name in ("since", "until"):
-            raw = (args.get(name) or "").strip()
+            raw = (args.get(name) or "").strip()[:64]
             if raw:
                 try:
-                    setattr(query, name, parse_iso(raw))
-                except ValueError:
+                    moment = parse_iso(raw)
+                    if name == "until" and len(raw) == 10:
+                        moment += timedelta(days=1)  # a bare date includes that whole day
+                except (ValueError, OverflowError):
                     errors[name] = _("use an ISO 8601 date or time")
-        if query.until is not None and len((args.get("until") or "").strip()) == 10:
-            query.until += timedelta(days=1)  # a bare date includes that whole day
-        query.text = (args.get("q") or "").strip()[:200]
+                    continue
+                if not EARLIEST <= moment <= LATEST:
+                    errors[name] = _("use a date from %(a)s to %(b)s", a=EARLIEST.year, b=LATEST.year)
+                    continue
+                setattr(query, name, moment)
+        query.text = (args.get("q") or "").replace("\x00", "").strip()[:200]
         raw_cursor = (args.get("cursor") or "").strip()
         if raw_cursor:
             try:
@@ -312,6 +335,8 @@ def decode_cursor(text: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
         created, task_id = raw.split("|", 1)
+        if task_id and not TASK_ID_CHARS.fullmatch(task_id):  # "" marks a text-search window
+            raise ValueError("bad task id")
         return datetime.fromisoformat(created), task_id
     except Exception as exc:  # any malformed cursor is the client's error
         raise ValueError("bad cursor") from exc

@@ -19,7 +19,7 @@ MAX_KEYWORD = 50
 MIN_SIDE, MAX_WIDTH, MAX_HEIGHT = 144, 3840, 2160
 DEFAULT_QUALITY = "medium"
 DEFAULT_RESOLUTION = "1280x720"
-_RESOLUTION = re.compile(r"^(\d{2,5})x(\d{2,5})$")
+_RESOLUTION = re.compile(r"^([0-9]{2,5})x([0-9]{2,5})$")  # ASCII digits only (\d matches ١٩٢٠)
 
 
 class BriefError(ValueError):
@@ -29,6 +29,19 @@ class BriefError(ValueError):
         super().__init__(message or "Invalid request")
         self.fields = fields
         self.message = str(message or _l("The request has invalid fields."))
+
+
+def has_surrogates(value: Any, depth: int = 0) -> bool:
+    """True when a string anywhere in a parsed JSON value holds a lone surrogate (not storable text)."""
+    if isinstance(value, str):
+        return not value.isascii() and any("\ud800" <= ch <= "\udfff" for ch in value)
+    if depth > 64:
+        return False
+    if isinstance(value, dict):
+        return any(has_surrogates(k, depth + 1) or has_surrogates(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_surrogates(v, depth + 1) for v in value)
+    return False
 
 
 def _is_int(value: Any) -> bool:
@@ -91,7 +104,7 @@ def validate_brief(body: Any) -> dict[str, Any]:
         errors["user_description_id"] = str(_l("At most %(n)s characters.", n=MAX_DESCRIPTION))
 
     priority = body.get("priority", DEFAULT_PRIORITY)
-    if priority not in PRIORITIES:
+    if not isinstance(priority, str) or priority not in PRIORITIES:
         errors["priority"] = str(_l("Priority must be one of: %(v)s.", v=", ".join(PRIORITIES)))
 
     config = body.get("config", {})
@@ -104,7 +117,7 @@ def validate_brief(body: Any) -> dict[str, Any]:
         for name in sorted(set(config) - CONFIG_FIELDS):
             errors[f"config.{name}"] = str(_l("Unknown field."))
         quality = config.get("quality", DEFAULT_QUALITY)
-        if quality not in QUALITIES:
+        if not isinstance(quality, str) or quality not in QUALITIES:
             errors["config.quality"] = str(_l("Quality must be one of: %(v)s.", v=", ".join(QUALITIES)))
         resolution = config.get("resolution", DEFAULT_RESOLUTION)
         if parse_resolution(resolution) is None:

@@ -54,7 +54,7 @@ class FleetError(Exception):
 # --- validation -------------------------------------------------------------------------------
 
 def parse_int(value: Any, name: str, bounds: tuple[int, int], default: int | None = None) -> int:
-    """An integer within `bounds`; a JSON bool or a float with a fraction is not one."""
+    """An integer within `bounds`; a JSON bool, a string or a float with a fraction is not one."""
     if value is None or value == "":
         if default is not None:
             return default
@@ -64,8 +64,6 @@ def parse_int(value: Any, name: str, bounds: tuple[int, int], default: int | Non
     elif isinstance(value, int):
         number = value
     elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
         number = int(value)
     else:
         number = None

@@ -111,7 +111,7 @@ def _read_speech(path: Path) -> np.ndarray:
 
 def _speak(text: str, lang: str, dest: Path, speed: int, cancelled) -> np.ndarray:
     voice = "cmn" if lang == "zh" else "en"
-    run_child(["espeak-ng", "-v", voice, "-s", str(speed), "-a", "120", "-w", str(dest), text],
+    run_child(["espeak-ng", "-v", voice, "-s", str(speed), "-a", "120", "-w", str(dest), "--", text],
               "audio", cancelled, partial=[dest])
     return _read_speech(dest)
 

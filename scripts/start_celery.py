@@ -64,11 +64,26 @@ def fleet_commands(queues: str | None, concurrency: int | None, beat: bool, flow
         procs["beat"] = celery_command("beat", "--loglevel", loglevel, "-s",
                                        str(Path(env["AURA_INSTANCE"]) / "celerybeat-schedule"))
     if flower:
-        if importlib.util.find_spec("flower") is None:
-            print("Flower is not installed (pip install flower); starting without it.")
-        else:
-            procs["flower"] = celery_command("flower", f"--port={os.environ.get('FLOWER_PORT', '5555')}")
+        command = flower_command(env)
+        if command:
+            procs["flower"] = command
     return procs
+
+
+def flower_command(env: dict[str, str]) -> list[str] | None:
+    """Flower on 127.0.0.1 only, behind basic auth: FLOWER_BASIC_AUTH (user:password) stays in the
+    environment, where Flower reads it, never on the command line. None (with the reason printed)
+    when Flower is missing or no credentials are configured."""
+    from webapp.config import load_config
+
+    config = load_config(env)
+    if importlib.util.find_spec("flower") is None:
+        print("Flower is not installed (pip install flower); starting without it.")
+        return None
+    if not config["FLOWER_BASIC_AUTH"] or ":" not in config["FLOWER_BASIC_AUTH"]:
+        print("Flower needs FLOWER_BASIC_AUTH=user:password in the environment; starting without it.")
+        return None
+    return celery_command("flower", "--address=127.0.0.1", f"--port={config['FLOWER_PORT']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         procs = fleet_commands(None, None, True, False, env, args.loglevel)
         procs = {"beat": procs["beat"]}
     else:
-        procs = {"flower": fleet_commands(None, None, False, True, env, args.loglevel).get("flower", [])}
+        procs = {"flower": flower_command(env) or []}
         if not procs["flower"]:
             return 1
     return supervise(procs, env, server)

@@ -118,6 +118,10 @@ def app(db_backend: str, database_urls: dict[str, str], redis_server: RedisProce
         "LEASE_SECONDS": 3,
         "RECONCILE_SECONDS": 1,
         "RETRY_BACKOFF_SECONDS": 1,
+        # Rates and caps above what any test sends; tests/security sets the defaults back to test them.
+        "RATELIMIT_READ": "100000/minute",
+        "RATELIMIT_SUBMIT": "100000/minute",
+        "MAX_ACTIVE_TASKS_PER_USER": 100000,
     })
     media.mkdir(parents=True, exist_ok=True)
     with app.app_context():
@@ -376,6 +380,8 @@ def page(browser, request) -> Iterator[Any]:
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A Content-Security-Policy violation (an inline script, a blocked source) fails the test too.
+    tab.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
     yield tab
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     name = request.node.name.replace("[", "-").replace("]", "").replace("/", "_")

@@ -75,8 +75,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from webapp.celery_setup import celery_init_app
 
     celery_init_app(app)
+    from webapp.limits import init_limits
+
+    init_limits(app)
     register_blueprints(app)
     register_errors(app)
+    register_security_headers(app)
 
     from webapp.cli import register_cli
 
@@ -101,6 +105,30 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
 
 
+#: No inline script anywhere (scripts are static files); style attributes stay (progress bars).
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'", "script-src 'self'", "style-src 'self'", "style-src-attr 'unsafe-inline'",
+    "img-src 'self' data:", "media-src 'self'", "connect-src 'self'", "object-src 'none'",
+    "base-uri 'self'", "form-action 'self'", "frame-ancestors 'none'",
+])
+
+
+def register_security_headers(app: Flask) -> None:
+    """CSP, no framing, no MIME sniffing, a referrer policy on every response; HSTS in production."""
+    hsts = app.config["ENVIRONMENT"] == "production"
+
+    @app.after_request
+    def security_headers(response):
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        if hsts:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response
+
+
 def register_errors(app: Flask) -> None:
     """JSON errors under /tasks, plain pages elsewhere."""
     from werkzeug.exceptions import HTTPException
@@ -111,10 +139,13 @@ def register_errors(app: Flask) -> None:
     def http_error(exc: HTTPException):
         if request.path.startswith("/tasks"):
             names = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                     405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+                     405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
+                     429: "rate_limited"}
             message = exc.description or exc.name
             if exc.code == 413:
                 message = "The body is larger than 64 KB."
+            if exc.code == 429:
+                message = f"Too many requests ({exc.description}); retry after the Retry-After seconds."
             return api_error(exc.code or 500, names.get(exc.code or 500, "error"), message)
         if (exc.code or 0) >= 400 and not request.path.startswith(("/media/", "/static/")):
             from webapp.dashboard.views import error_page

@@ -22,6 +22,24 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(env: Mapping[str, str], name: str, default: float | None) -> float | None:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _size(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or default).strip().lower()
+    width, sep, height = raw.partition("x")
+    if not (sep and width.isascii() and width.isdigit() and height.isascii() and height.isdigit()):
+        raise RuntimeError(f"{name} must be WIDTHxHEIGHT, got {raw!r}")
+    return raw
+
+
 def redis_url_from(env: Mapping[str, str]) -> str:
     """REDIS_URL when set, else a URL built from REDIS_HOST/PORT/DB/PASSWORD."""
     if env.get("REDIS_URL"):
@@ -106,6 +124,34 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Secure cookies in production unless configured (the local run command serves plain http).
         "SESSION_COOKIE_SECURE": _bool(env, "SESSION_COOKIE_SECURE", environment == "production"),
+        # Abuse limits (webapp/limits.py): rates as "N/second|minute|hour", counted in Redis.
+        "LOGIN_RATE_IP": env.get("LOGIN_RATE_IP") or "30/minute",
+        "LOGIN_RATE_USER": env.get("LOGIN_RATE_USER") or "5/minute",
+        "RATELIMIT_READ": env.get("RATELIMIT_READ") or "600/minute",
+        "RATELIMIT_SUBMIT": env.get("RATELIMIT_SUBMIT") or "60/minute",
+        "MAX_ACTIVE_TASKS_PER_USER": _int(env, "MAX_ACTIVE_TASKS_PER_USER", 50),
+        "VIEWER_MAX_RESOLUTION": _size(env, "VIEWER_MAX_RESOLUTION", "1280x720"),
+        "VIEWER_MAX_DURATION": _int(env, "VIEWER_MAX_DURATION", 60),
+        "OPERATOR_MAX_RESOLUTION": _size(env, "OPERATOR_MAX_RESOLUTION", "1920x1080"),
+        "OPERATOR_MAX_DURATION": _int(env, "OPERATOR_MAX_DURATION", 300),
+        "ADMIN_MAX_RESOLUTION": _size(env, "ADMIN_MAX_RESOLUTION", "3840x2160"),
+        "ADMIN_MAX_DURATION": _int(env, "ADMIN_MAX_DURATION", 600),
+        # The fleet: most pool processes per worker, most workers one supervisor runs.
+        "WORKER_MAX_CONCURRENCY": _int(env, "WORKER_MAX_CONCURRENCY", 8),
+        "SUPERVISOR_MAX_WORKERS": _int(env, "SUPERVISOR_MAX_WORKERS", 8),
+        "SUPERVISOR_HOST": env.get("AURA_SUPERVISOR_HOST") or None,
+        "SUPERVISOR_INTERVAL": _float(env, "SUPERVISOR_INTERVAL", 2.0),
+        "SUPERVISOR_LEASE_SECONDS": _float(env, "SUPERVISOR_LEASE_SECONDS", 15.0),
+        # Seconds a warm stop may take before SIGKILL (None: the supervisor uses TASK_TIME_LIMIT + 30).
+        "WORKER_STOP_TIMEOUT": _float(env, "WORKER_STOP_TIMEOUT", None),
+        "K8S_NAMESPACE": env.get("AURA_K8S_NAMESPACE") or None,
+        # Flower (scripts/start_celery.py): always 127.0.0.1, basic auth required.
+        "FLOWER_PORT": _int(env, "FLOWER_PORT", 5555),
+        "FLOWER_BASIC_AUTH": env.get("FLOWER_BASIC_AUTH") or None,
+        "K8S_PREFIX": env.get("AURA_K8S_PREFIX") or "aura-worker-",
+        # How often stage workers look for chunk work, and when a chunk claim counts as stale.
+        "STAGE_PICKUP_SECONDS": _float(env, "AURA_STAGE_PICKUP_SECONDS", 3.0),
+        "STAGE_STALE_SECONDS": _float(env, "AURA_STAGE_STALE_SECONDS", 15.0),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "BABEL_DEFAULT_LOCALE": "en",
         "LANGUAGES": ["en", "zh"],

@@ -70,11 +70,6 @@ def _child_setup() -> None:
         _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    return float(raw) if raw not in (None, "") else default
-
-
 def describe_exit(code: int | None) -> str:
     if code is None:
         return "running"
@@ -570,31 +565,36 @@ class KubernetesSync:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from webapp.config import load_config
+
+    config = load_config()
     parser = argparse.ArgumentParser(prog="python -m worker.supervisor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ensure-defaults", action="store_true",
                         help="create one pool per worker group when no pools exist yet")
-    parser.add_argument("--host", default=os.environ.get("AURA_SUPERVISOR_HOST") or socket.gethostname(),
+    parser.add_argument("--host", default=config["SUPERVISOR_HOST"] or socket.gethostname(),
                         help="host label matched against a pool's host (default: this machine's name)")
-    parser.add_argument("--interval", type=float, default=env_float("SUPERVISOR_INTERVAL", 2.0),
+    parser.add_argument("--interval", type=float, default=config["SUPERVISOR_INTERVAL"],
                         help="seconds between passes (SUPERVISOR_INTERVAL)")
-    parser.add_argument("--lease", type=float, default=env_float("SUPERVISOR_LEASE_SECONDS", 15.0),
+    parser.add_argument("--lease", type=float, default=config["SUPERVISOR_LEASE_SECONDS"],
                         help="seconds a slot claim lives without a heartbeat (SUPERVISOR_LEASE_SECONDS)")
-    parser.add_argument("--stop-timeout", type=float, default=None,
+    parser.add_argument("--stop-timeout", type=float, default=config["WORKER_STOP_TIMEOUT"],
                         help="seconds a warm stop may take before SIGKILL (WORKER_STOP_TIMEOUT; "
                              "default TASK_TIME_LIMIT + 30)")
-    parser.add_argument("--max-workers", type=int,
-                        default=int(os.environ["SUPERVISOR_MAX_WORKERS"]) if os.environ.get("SUPERVISOR_MAX_WORKERS") else None,
-                        help="most worker processes this host runs (SUPERVISOR_MAX_WORKERS)")
+    parser.add_argument("--max-workers", type=int, default=config["SUPERVISOR_MAX_WORKERS"],
+                        help="most worker processes this host runs (SUPERVISOR_MAX_WORKERS, default 8; 0: no cap)")
     parser.add_argument("--fast-start", action=argparse.BooleanOptionalAction, default=True,
                         help="start workers --without-mingle --without-gossip (default on)")
     k8s = parser.add_argument_group("Kubernetes mode (scale Deployments instead of running workers)")
     k8s.add_argument("--k8s", action="store_true", help="patch Deployment replicas with kubectl scale")
-    k8s.add_argument("--k8s-namespace", default=os.environ.get("AURA_K8S_NAMESPACE"))
-    k8s.add_argument("--k8s-prefix", default=os.environ.get("AURA_K8S_PREFIX", "aura-worker-"),
+    k8s.add_argument("--k8s-namespace", default=config["K8S_NAMESPACE"])
+    k8s.add_argument("--k8s-prefix", default=config["K8S_PREFIX"],
                      help="Deployment name = prefix + pool name (default aura-worker-)")
     k8s.add_argument("--once", action="store_true", help="one pass, then exit (with --k8s)")
     k8s.add_argument("--dry-run", action="store_true", help="print the kubectl commands only")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.max_workers is not None and args.max_workers <= 0:
+        args.max_workers = None
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -606,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app()
     stop_timeout = args.stop_timeout
     if stop_timeout is None:
-        stop_timeout = env_float("WORKER_STOP_TIMEOUT", app.config["TASK_TIME_LIMIT"] + 30)
+        stop_timeout = app.config["TASK_TIME_LIMIT"] + 30
     settings = Settings(host=args.host, interval=args.interval, lease_seconds=max(args.lease, 2 * args.interval),
                         stop_timeout=stop_timeout, max_workers=args.max_workers,
                         log_dir=Path(app.config["INSTANCE_DIR"]) / "logs",

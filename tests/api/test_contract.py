@@ -108,7 +108,7 @@ def test_body_over_64kb_is_413(client, make_token):
 
 
 def test_boundaries_are_accepted(client, make_token):
-    token = make_token("operator")
+    token = make_token("admin")  # an admin's caps are the validation bounds (limits: tests/security)
     for duration, resolution, keywords in ((5, "144x144", ["a"]), (600, "3840x2160", [f"k{i}" for i in range(10)])):
         body = {**SAMPLE_BRIEF, "target_duration_id": duration, "keywords_id": keywords,
                 "user_description_id": "d" * 2000, "config": {"quality": "low", "resolution": resolution}}

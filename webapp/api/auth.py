@@ -10,6 +10,7 @@ from flask import g, jsonify, request
 from flask_babel import gettext as _
 
 from webapp.catalog import Role
+from webapp.limits import api_read_limit, api_write_limit
 from webapp.services.auth import authenticate
 
 
@@ -32,6 +33,8 @@ def require_role(role: Role) -> Callable:
     """Decorator: the request needs a valid bearer token whose role includes `role`."""
 
     def decorator(view: Callable) -> Callable:
+        limited = api_write_limit(api_read_limit(view))  # per-token rates, counted after authentication
+
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any):
             raw = bearer_token()
@@ -46,7 +49,7 @@ def require_role(role: Role) -> Callable:
                                  _("This token's role (%(have)s) cannot do this; it needs %(need)s.",
                                    have=token.role, need=role.value))
             g.api_token = token
-            return view(*args, **kwargs)
+            return limited(*args, **kwargs)
 
         return wrapped
 

@@ -10,12 +10,15 @@ from flask_babel import gettext as _
 from webapp.api.auth import api_error, require_role
 from webapp.catalog import Role
 from webapp.extensions import csrf
+from webapp.limits import SubmissionRefused, check_submission
 from webapp.messages import localized_message
 from webapp.services import queues as queue_service
 from webapp.services import tasks as task_service
 from webapp.services.validation import BriefError, has_surrogates, validate_brief
 
 bp = Blueprint("api", __name__, url_prefix="/tasks")
+#: Retry-After of a submission refused for too many active tasks.
+ACTIVE_RETRY_SECONDS = 30
 csrf.exempt(bp)
 
 
@@ -66,6 +69,13 @@ def video_submit():
     if key is not None and len(key) > 128:
         return api_error(400, "invalid_request", _("Idempotency-Key is too long (128 at most)."),
                          {"Idempotency-Key": _("At most 128 characters.")})
+    try:
+        check_submission(brief, g.api_token.role, _principal())
+    except SubmissionRefused as exc:
+        response = api_error(exc.status, exc.error, exc.message, exc.fields)
+        if exc.status == 429:
+            response.headers["Retry-After"] = str(ACTIVE_RETRY_SECONDS)
+        return response
     try:
         task, created = task_service.submit(brief, submitted_by=_principal(), idempotency_key=key)
     except task_service.IdempotencyConflict as exc:

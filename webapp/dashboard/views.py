@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException
 from webapp.catalog import PRIORITIES, QUALITIES, QUEUES, Role, TaskStatus
 from webapp.dashboard.forms import CUSTOM, RESOLUTION_PRESETS, BriefForm, LoginForm, PasswordForm, TokenForm
 from webapp.extensions import db, htmx, login_manager
+from webapp.limits import SubmissionRefused, check_submission, login_limits
 from webapp.messages import STAGE_LABELS, stage_line_lookup
 from webapp.models import User
 from webapp.services import auth as auth_service
@@ -104,6 +105,8 @@ def principal() -> str:
 # --- sign-in ---------------------------------------------------------------------------------
 
 @bp.route("/login", methods=["GET", "POST"])
+@login_limits[0]
+@login_limits[1]
 def login():
     """Sign in with user name and password."""
     next_url = safe_next(request.args.get("next"), url_for("dashboard.index"))
@@ -114,7 +117,10 @@ def login():
     status = 200
     if form.validate_on_submit():
         user = board.user_by_name(form.username.data.strip())
-        if user is not None and user.active and user.check_password(form.password.data):
+        # An unknown user costs the same password check as a known one: timing tells nothing.
+        known = user.check_password(form.password.data) if user is not None else auth_service.dummy_check(
+            form.password.data)
+        if user is not None and user.active and known:
             login_user(user)
             return redirect(next_url)
         # One message for both cases, so the page does not reveal which user names exist.
@@ -199,6 +205,14 @@ def submit_brief():
         parent = task_service.get_task(form.values["parent_id"])
         if parent is None:
             form.errors["parent_id"] = _("The original task no longer exists.")
+    if not form.errors:
+        try:
+            check_submission(form.brief, current_user.role, principal())
+        except SubmissionRefused as exc:
+            for name, message in (exc.fields or {"theme_id": exc.message}).items():
+                key = name.removeprefix("config.")
+                form.errors[key if key != "resolution" or form.values["resolution"] != CUSTOM
+                            else "custom_resolution"] = message
     if form.errors:
         if is_fragment_request():
             return render_template("dashboard/_form.html", form=form, presets=RESOLUTION_PRESETS, custom=CUSTOM)
@@ -437,6 +451,7 @@ ERROR_TEXT = {
     404: (_l("Not found"), _l("There is nothing at this address.")),
     405: (_l("Method not allowed"), _l("This address does not accept that kind of request.")),
     413: (_l("Too large"), _l("The request is too large.")),
+    429: (_l("Too many attempts"), _l("Too many requests in a short time. Wait a moment and try again.")),
 }
 
 

@@ -167,3 +167,16 @@ def session_user(session_id: str) -> User | None:
     if user is None or (user.session_epoch or 0) != int(epoch or "0"):
         return None
     return user
+
+
+_DUMMY_HASH: list[str] = []
+
+
+def dummy_check(password: str) -> bool:
+    """A password check against a throwaway hash (same method and cost as a user's); always False."""
+    from werkzeug.security import check_password_hash, generate_password_hash
+
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(generate_password_hash(secrets.token_urlsafe(16)))
+    check_password_hash(_DUMMY_HASH[0], password)
+    return False

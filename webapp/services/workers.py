@@ -29,7 +29,14 @@ from webapp.timeutil import iso, utcnow
 log = logging.getLogger(__name__)
 
 ACTIONS = ("start", "stop", "restart", "pause", "resume", "resize")
-CONCURRENCY_RANGE = (1, 32)
+CONCURRENCY_RANGE = (1, 32)  # the widest WORKER_MAX_CONCURRENCY may allow
+
+
+def concurrency_range() -> tuple[int, int]:
+    """Pool processes one worker may run: 1 to WORKER_MAX_CONCURRENCY (default 8)."""
+    from flask import current_app
+
+    return 1, max(1, min(CONCURRENCY_RANGE[1], current_app.config["WORKER_MAX_CONCURRENCY"]))
 TARGET_RANGE = (0, 64)
 MEMORY_RANGE = (64, 65536)
 TASKS_PER_CHILD_RANGE = (1, 100000)
@@ -144,7 +151,7 @@ def _touch(pool: WorkerPool) -> None:
 def start_worker(name: str, body: dict[str, Any], actor: str) -> tuple[WorkerPool, str]:
     """Create or re-enable a pool; 409 when a worker of that name runs already."""
     queues = parse_queues(body.get("queues", body.get("queue")))
-    concurrency = parse_int(body.get("concurrency"), "concurrency", CONCURRENCY_RANGE,
+    concurrency = parse_int(body.get("concurrency"), "concurrency", concurrency_range(),
                             default=default_concurrency(queues))
     memory = parse_int(body.get("max_memory_mb"), "max_memory_mb", MEMORY_RANGE,
                        default=current_app.config["CELERY_WORKER_MAX_MEMORY"])
@@ -232,7 +239,7 @@ def pause_worker(name: str, paused: bool) -> tuple[WorkerPool, str]:
 
 def resize_worker(name: str, concurrency_value: Any) -> tuple[WorkerPool, str]:
     """Change a running worker's concurrency live (pool_grow / pool_shrink, no restart)."""
-    concurrency = parse_int(concurrency_value, "concurrency", CONCURRENCY_RANGE)
+    concurrency = parse_int(concurrency_value, "concurrency", concurrency_range())
     pool = _running_pool(name, "resize")
     if pool.concurrency == concurrency:
         return pool, f"Worker {name} already runs {concurrency} pool processes."

@@ -15,6 +15,7 @@ TRANSLATIONS = ROOT / "webapp" / "translations"
 #: package name -> files inside the package to copy (by their base name) into static/vendor.
 FILES: dict[str, list[str]] = {
     "htmx.org": ["dist/htmx.min.js", "dist/htmx.js"],
+    "swagger-ui-dist": ["swagger-ui-bundle.js", "swagger-ui.css"],  # the /api/docs page
 }
 
 

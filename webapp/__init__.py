@@ -91,6 +91,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per area."""
     from webapp.admin.views import bp as admin_bp
+    from webapp.api.docs import bp as api_docs_bp
     from webapp.api.views import bp as api_bp
     from webapp.api.workers import bp as api_workers_bp
     from webapp.dashboard.views import bp as dashboard_bp
@@ -103,6 +104,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(api_docs_bp)
 
 
 #: No inline script anywhere (scripts are static files); style attributes stay (progress bars).

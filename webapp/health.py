@@ -9,6 +9,7 @@ from pathlib import Path
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
+from webapp.api.contract import HealthOut, operation
 from webapp.extensions import csrf, db
 
 bp = Blueprint("health", __name__)
@@ -53,13 +54,14 @@ def _check_redis() -> str | None:
     return None
 
 
-@bp.get("/healthz")
+@operation(bp, "GET", "/healthz", role=None, responses={200: HealthOut}, summary="Liveness (no token)")
 def healthz():
     """Liveness: the process answers."""
     return jsonify({"status": "ok"})
 
 
-@bp.get("/readyz")
+@operation(bp, "GET", "/readyz", role=None, responses={200: HealthOut, 503: HealthOut},
+           summary="Readiness: database migrated, Redis answers (no token)")
 def readyz():
     """Readiness: 200 when the database and Redis are usable, 503 naming the failing part."""
     checks = {"database": _check_database(), "redis": _check_redis()}

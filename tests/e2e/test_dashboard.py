@@ -65,18 +65,18 @@ def test_submit_in_chinese_and_watch_it_finish_without_reload(page, live_server,
     assert len(seen) >= 2, f"the bar never moved: {sorted(seen)}"
     assert done_row.locator("[role=progressbar]").get_attribute("aria-valuenow") == "100.0"
     assert "已完成" in done_row.inner_text()
-    page.wait_for_function("document.querySelector('#live-board').dataset.live === 'false'")
+    page.wait_for_function("() => document.querySelector('#live-board').dataset.live === 'false'")
     shot(page, "dashboard-done-zh")
 
     done_row.locator("a.task-theme").click()
     page.wait_for_url(f"{live_server}/videos/{task_id}")
     video = page.locator("video#player")
     video.wait_for()
-    page.wait_for_function("document.querySelector('video#player').readyState >= 1", timeout=20_000)
+    page.wait_for_function("() => document.querySelector('video#player').readyState >= 1", timeout=20_000)
     duration = page.evaluate("document.querySelector('video#player').duration")
     assert abs(duration - 5.0) < 0.5
     page.evaluate("v => { v.muted = true; return v.play(); }", video.element_handle())
-    page.wait_for_function("document.querySelector('video#player').currentTime > 0.3", timeout=20_000)
+    page.wait_for_function("() => document.querySelector('video#player').currentTime > 0.3", timeout=20_000)
     downloads = page.locator("table.files a[download]")
     names = [downloads.nth(i).inner_text() for i in range(downloads.count())]
     assert any(n.endswith(".mp4") for n in names) and any(n.endswith(".srt") for n in names)
@@ -120,7 +120,7 @@ def test_history_filters_and_jump_to_a_task(page, live_server, login, make_task)
     assert page.locator("#history-rows tr[data-task-id]").count() == 6
     page.get_by_label("Status").select_option("failed")
     page.wait_for_url(re.compile(r".*/history\?.*status=failed.*"))
-    page.wait_for_function("document.querySelectorAll('#history-rows tr[data-task-id]').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#history-rows tr[data-task-id]').length === 2")
     statuses = page.locator("#history-rows tr[data-task-id]").evaluate_all("rows => rows.map(r => r.dataset.status)")
     assert statuses == ["failed", "failed"]
     shot(page, "history-filtered")

@@ -7,7 +7,9 @@ import json
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_babel import gettext as _
 
-from webapp.api.auth import api_error, require_role
+from webapp.api import contract as c
+from webapp.api.auth import api_error
+from webapp.api.contract import operation
 from webapp.catalog import Role
 from webapp.extensions import csrf
 from webapp.limits import SubmissionRefused, check_submission
@@ -57,12 +59,23 @@ def read_json_body() -> object:
     return body
 
 
-@bp.post("/video/async")
-@require_role(Role.OPERATOR)
-def video_submit():
+def brief_errors(raw: object) -> dict[str, str] | None:
+    """The brief's own (translated) messages for a body the model refuses."""
+    try:
+        validate_brief(raw)
+    except BriefError as exc:
+        return exc.fields
+    return None
+
+
+@operation(bp, "POST", "/video/async", role=Role.OPERATOR, body=c.BriefIn, body_errors=brief_errors,
+           headers={"Idempotency-Key": "a retry with the same key returns the same task (200)"},
+           responses={202: c.SubmitOut, 200: c.SubmitOut, 409: c.ErrorOut},
+           summary="Submit a video brief")
+def video_submit(body: c.BriefIn, raw_body: object):
     """Submit a brief: 202 with the new task, 200 when an Idempotency-Key replays one."""
     try:
-        brief = validate_brief(read_json_body())
+        brief = validate_brief(raw_body)
     except BriefError as exc:
         return api_error(400, "invalid_request", exc.message, exc.fields)
     key = (request.headers.get("Idempotency-Key") or "").strip() or None
@@ -95,8 +108,8 @@ def video_submit():
     return response
 
 
-@bp.get("/status/<task_id>")
-@require_role(Role.VIEWER)
+@operation(bp, "GET", "/status/<task_id>", role=Role.VIEWER, responses={200: c.StatusOut, 404: c.ErrorOut},
+           summary="One task's status")
 def task_status(task_id: str):
     """The status document of one task."""
     task, error = _task_or_404(task_id)
@@ -107,8 +120,8 @@ def task_status(task_id: str):
     return jsonify(body)
 
 
-@bp.get("/<task_id>/events")
-@require_role(Role.VIEWER)
+@operation(bp, "GET", "/<task_id>/events", role=Role.VIEWER, responses={200: c.EventsOut, 404: c.ErrorOut},
+           summary="One task's timeline")
 def task_events(task_id: str):
     """A task's timeline, oldest first."""
     task, error = _task_or_404(task_id)
@@ -119,8 +132,8 @@ def task_events(task_id: str):
                     "events": [e.to_dict(tracebacks) for e in task_service.events_of(task.id)]})
 
 
-@bp.post("/<task_id>/cancel")
-@require_role(Role.OPERATOR)
+@operation(bp, "POST", "/<task_id>/cancel", role=Role.OPERATOR,
+           responses={200: c.CancelOut, 404: c.ErrorOut, 409: c.ErrorOut}, summary="Cancel a task")
 def task_cancel(task_id: str):
     """Cancel a waiting or running task."""
     task, error = _task_or_404(task_id)
@@ -133,19 +146,19 @@ def task_cancel(task_id: str):
     return jsonify({"task_id": task.id, "status": task.status, "cancel_requested": True, "message": message})
 
 
-@bp.get("/queue/status")
-@require_role(Role.VIEWER)
+@operation(bp, "GET", "/queue/status", role=Role.VIEWER, responses={200: c.QueueStatusOut},
+           summary="Queues: depth, workers, wait, throughput")
 def queue_status():
     """Every queue's depth, workers, wait age and throughput."""
     return jsonify(queue_service.queue_status())
 
 
-@bp.get("/history")
-@require_role(Role.VIEWER)
-def task_history():
+@operation(bp, "GET", "/history", role=Role.VIEWER, query=c.HistoryArgs, responses={200: c.HistoryOut},
+           summary="Past and present tasks, newest first")
+def task_history(query: c.HistoryArgs):
     """Past and present tasks, newest first, filtered, with a cursor for the next page."""
     try:
-        query = task_service.HistoryQuery.from_args(request.args)
+        query = task_service.HistoryQuery.from_args(request.args)  # the filters' meaning
     except task_service.HistoryError as exc:
         return api_error(400, "invalid_request", _("Invalid history filter."), exc.fields)
     rows, next_cursor = task_service.history(query)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, g, jsonify
 
 from webapp.admin.forms import form_value
-from webapp.api.auth import api_error, require_role
-from webapp.api.views import read_json_body
+from webapp.api import contract as c
+from webapp.api.auth import api_error
+from webapp.api.contract import operation
 from webapp.catalog import Role
 from webapp.extensions import csrf
 from webapp.services import autoscale
 from webapp.services import workers as fleet
-from webapp.services.validation import BriefError
 
 bp = Blueprint("api_workers", __name__, url_prefix="/tasks/workers")
 csrf.exempt(bp)
@@ -29,37 +30,31 @@ def fleet_error(exc: fleet.FleetError):
     return api_error(exc.status, exc.error, exc.message, exc.fields)
 
 
-def _json_body() -> tuple[Any, Any]:
-    try:
-        return read_json_body(), None
-    except BriefError as exc:
-        return None, api_error(400, "invalid_request", exc.message, exc.fields)
+def _audit_refused(action: str) -> Callable[[Any], None]:
+    """A body the contract refuses is audited like one a service refuses."""
+
+    def audit(raw: Any) -> None:
+        target = raw.get("worker_id") if isinstance(raw, dict) and isinstance(raw.get("worker_id"), str) else None
+        fleet.audit(actor(), action, target, raw if isinstance(raw, dict) else None, 400,
+                    "The body does not match the API contract.")
+
+    return audit
 
 
-def _limit(default: int = 50) -> int:
-    try:
-        return max(1, min(500, int(request.args.get("limit", default))))
-    except ValueError:
-        return default
-
-
-@bp.get("")
-@require_role(Role.ADMIN)
-def workers_list():
+@operation(bp, "GET", "", role=Role.ADMIN, query=c.WorkersArgs, responses={200: c.FleetOut},
+           summary="The worker fleet: pools, workers, supervisors")
+def workers_list(query: c.WorkersArgs):
     """Every worker with its desired and actual state; offline ones marked."""
-    return jsonify(fleet.fleet_status(with_ping=request.args.get("ping") in ("1", "true")))
+    return jsonify(fleet.fleet_status(with_ping=query.ping in ("1", "true")))
 
 
-@bp.post("/control")
-@require_role(Role.ADMIN)
-def workers_control():
+@operation(bp, "POST", "/control", role=Role.ADMIN, body=c.ControlIn, body_errors=_audit_refused("control"),
+           responses={202: c.ControlOut, 404: c.ErrorOut, 409: c.ErrorOut},
+           summary="Start, stop, restart, pause, resume or resize a worker")
+def workers_control(body: c.ControlIn, raw_body: Any):
     """start / stop / restart / pause / resume one worker."""
-    body, error = _json_body()
-    if error:
-        fleet.audit(actor(), "control", None, None, 400, "The body is not a JSON object.")
-        return error
     try:
-        status, answer = fleet.control(body, actor())
+        status, answer = fleet.control(raw_body, actor())
     except fleet.FleetError as exc:
         return fleet_error(exc)
     response = jsonify(answer)
@@ -67,20 +62,15 @@ def workers_control():
     return response
 
 
-@bp.post("/autoscale")
-@require_role(Role.ADMIN)
-def workers_autoscale():
+@operation(bp, "POST", "/autoscale", role=Role.ADMIN, query=c.AutoscaleArgs, body=c.AutoscaleIn,
+           body_optional=True, responses={202: c.AutoscaleOut},
+           summary="Set how many workers serve a queue (body, or query parameters)")
+def workers_autoscale(query: c.AutoscaleArgs, body: c.AutoscaleIn | None, raw_body: Any):
     """Set how many workers serve a queue; the answer lists what starts and stops."""
-    body: dict[str, Any] = {}
-    if request.get_data(cache=True).strip():
-        parsed, error = _json_body()
-        if error:
-            return error
-        body = parsed if isinstance(parsed, dict) else {}
-    queue = request.args.get("queue", body.get("queue"))
-    target = body.get("target_workers")
-    if "target_workers" in request.args:  # a query string carries text: whole numbers become integers
-        target = form_value("target_workers", request.args["target_workers"])
+    queue = query.queue if query.queue is not None else (body.queue if body else None)
+    target: Any = body.target_workers if body else None
+    if query.target_workers is not None:  # query text: whole numbers become integers, the rest is refused
+        target = form_value("target_workers", query.target_workers)
     try:
         answer = autoscale.manual_target(queue, target, actor())
     except fleet.FleetError as exc:
@@ -90,29 +80,27 @@ def workers_autoscale():
     return response
 
 
-@bp.get("/policies")
-@require_role(Role.ADMIN)
+@operation(bp, "GET", "/policies", role=Role.ADMIN, responses={200: c.PoliciesOut},
+           summary="Autoscale policies")
 def policies_list():
     """Autoscale policies, one per queue at most."""
     return jsonify({"policies": [p.to_dict() for p in autoscale.policies()]})
 
 
-@bp.post("/policies")
-@require_role(Role.ADMIN)
-def policy_save():
+@operation(bp, "POST", "/policies", role=Role.ADMIN, body=c.PolicyIn, body_errors=_audit_refused("policy"),
+           responses={200: c.PolicyOut}, summary="Create or replace a queue's autoscale policy")
+def policy_save(body: c.PolicyIn, raw_body: Any):
     """Create or replace a queue's autoscale policy."""
-    body, error = _json_body()
-    if error:
-        return error
     try:
-        policy = autoscale.save_policy(body, actor())
+        policy = autoscale.save_policy(raw_body, actor())
     except fleet.FleetError as exc:
         return fleet_error(exc)
     return jsonify(policy.to_dict())
 
 
-@bp.delete("/policies/<queue>")
-@require_role(Role.ADMIN)
+@operation(bp, "DELETE", "/policies/<queue>", role=Role.ADMIN,
+           responses={200: c.PolicyDeletedOut, 400: c.ErrorOut, 404: c.ErrorOut},
+           summary="Remove a queue's autoscale policy")
 def policy_delete(queue: str):
     try:
         autoscale.delete_policy(queue, actor())
@@ -121,16 +109,16 @@ def policy_delete(queue: str):
     return jsonify({"queue": queue, "deleted": True})
 
 
-@bp.get("/decisions")
-@require_role(Role.ADMIN)
-def decisions_list():
+@operation(bp, "GET", "/decisions", role=Role.ADMIN, query=c.DecisionArgs, responses={200: c.DecisionsOut},
+           summary="The scaling decision log, newest first")
+def decisions_list(query: c.DecisionArgs):
     """The scaling decision log, newest first."""
-    rows = autoscale.recent_decisions(_limit(), request.args.get("queue") or None)
+    rows = autoscale.recent_decisions(query.limit, query.queue or None)
     return jsonify({"decisions": [d.to_dict() for d in rows]})
 
 
-@bp.get("/audit")
-@require_role(Role.ADMIN)
-def audit_list():
+@operation(bp, "GET", "/audit", role=Role.ADMIN, query=c.LimitArgs, responses={200: c.AuditListOut},
+           summary="The fleet audit log, newest first")
+def audit_list(query: c.LimitArgs):
     """The fleet audit log, newest first."""
-    return jsonify({"entries": [a.to_dict() for a in fleet.recent_audit(_limit())]})
+    return jsonify({"entries": [a.to_dict() for a in fleet.recent_audit(query.limit)]})

@@ -4,7 +4,6 @@ the document, with positive and negative data on every operation of the running 
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from pathlib import Path
@@ -64,23 +63,33 @@ def test_no_2xx_without_the_right_role(client, make_token, operation):
         assert response.status_code in (401, 403), (operation.path, header, response.status_code)
 
 
-def test_schemathesis_finds_no_5xx_and_no_broken_response(live_server, make_token, tmp_path: Path):
-    """Positive and negative data on every operation, as an admin; totals go to test-output/."""
-    admin = make_token("admin")
-    report = tmp_path / "schemathesis.json"
+def run_schemathesis(live_server: str, token: str, report: Path, *extra: str) -> tuple[int, str]:
     command = [str(VENV_BIN / "schemathesis"), "run", f"{live_server}/openapi.json",
-               "-H", f"Authorization: Bearer {admin}",
+               "-H", f"Authorization: Bearer {token}",
                "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
                            "response_schema_conformance,negative_data_rejection",
-               "--mode", "all", "--phases", "examples,coverage,fuzzing", "--max-examples", "40",
-               "--seed", "9", "--workers", "2", "--request-timeout", "20", "--generation-database", "none",
-               "--no-color", "--report", "json", "--report-json-path", str(report)]
+               "--mode", "all", "--max-examples", "40", "--seed", "9", "--workers", "2",
+               "--request-timeout", "20", "--generation-database", "none", "--no-color",
+               "--report", "json", "--report-json-path", str(report), *extra]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_schemathesis_finds_no_5xx_and_no_broken_response(live_server, make_token, tmp_path: Path):
+    """Positive and negative data on every operation, as an admin; the output goes to test-output/.
+
+    The autoscale operation skips the coverage phase: on this Python (3.11.7) hypothesis hits a
+    CPython AST bug ("AST constructor recursion depth mismatch") while describing one of
+    schemathesis's filters for its query parameters; it still gets examples and fuzzing."""
+    admin = make_token("admin")
+    runs = [("all", ["--phases", "examples,coverage,fuzzing", "--exclude-path", "/tasks/workers/autoscale"]),
+            ("autoscale", ["--phases", "examples,fuzzing", "--include-path", "/tasks/workers/autoscale"])]
+    generated = 0
     OUTPUT_DIR.mkdir(exist_ok=True)
-    (OUTPUT_DIR / "schemathesis.txt").write_text(result.stdout + result.stderr)
-    summary = re.search(r"(\d+) generated", result.stdout)
-    print(result.stdout[-3000:])
-    assert result.returncode == 0, result.stdout[-6000:]
-    assert summary is not None and int(summary.group(1)) > 0
-    if report.exists():
-        (OUTPUT_DIR / "schemathesis.json").write_text(json.dumps(json.loads(report.read_text()), indent=1))
+    for name, extra in runs:
+        code, output = run_schemathesis(live_server, admin, tmp_path / f"{name}.json", *extra)
+        (OUTPUT_DIR / f"schemathesis-{name}.txt").write_text(output)
+        assert code == 0, output[-6000:]
+        generated += int(re.search(r"(\d+) generated", output).group(1))
+    print(f"schemathesis: {generated} test cases, no failures")
+    assert generated > 500

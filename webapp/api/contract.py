@@ -449,7 +449,11 @@ def document() -> dict[str, Any]:
                                "schema": {"type": "string", "maxLength": 64}})
         if op.query is not None:
             for name, info in op.query.model_json_schema()["properties"].items():
-                schema = {k: v for k, v in info.items() if k not in ("title", "default")}
+                schema = {k: v for k, v in info.items() if k not in ("title", "default", "description")}
+                # A query parameter is never null: keep the non-null branch of an Optional.
+                branches = [b for b in schema.pop("anyOf", []) if b.get("type") != "null"]
+                if branches:
+                    schema.update(branches[0])
                 parameters.append({"name": name, "in": "query", "required": False, "schema": schema,
                                    **({"description": info["description"]} if "description" in info else {})})
         for name, text in op.headers.items():

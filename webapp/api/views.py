@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_babel import gettext as _
@@ -21,6 +22,7 @@ from webapp.services.validation import BriefError, has_surrogates, validate_brie
 bp = Blueprint("api", __name__, url_prefix="/tasks")
 #: Retry-After of a submission refused for too many active tasks.
 ACTIVE_RETRY_SECONDS = 30
+IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,128}")
 csrf.exempt(bp)
 
 
@@ -78,10 +80,13 @@ def video_submit(body: c.BriefIn, raw_body: object):
         brief = validate_brief(raw_body)
     except BriefError as exc:
         return api_error(400, "invalid_request", exc.message, exc.fields)
-    key = (request.headers.get("Idempotency-Key") or "").strip() or None
+    key = request.headers.get("Idempotency-Key") or None  # empty: no key
     if key is not None and len(key) > 128:
         return api_error(400, "invalid_request", _("Idempotency-Key is too long (128 at most)."),
                          {"Idempotency-Key": _("At most 128 characters.")})
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        return api_error(400, "invalid_request", _("Idempotency-Key must be printable ASCII without spaces."),
+                         {"Idempotency-Key": _("Printable ASCII without spaces.")})
     try:
         check_submission(brief, g.api_token.role, _principal())
     except SubmissionRefused as exc:

@@ -176,7 +176,7 @@ build_image() {
 # --- 3. compose ------------------------------------------------------------------------------------
 ENVFILE=$STATE/compose.env
 LABEL=com.docker.compose.project=$PROJECT
-SOCKET=$STATE/podman.sock
+SOCKET=${TMPDIR:-/tmp}/aura-containers-test.$$.sock  # short: unix socket paths are limited
 
 # Podman's Docker-compatible API on a private socket, and the health ticker; both end with the run.
 start_engine() {
@@ -221,7 +221,7 @@ container_of() {  # the first running container of a compose service
 
 remove_stack() {
   if [ -f "$ENVFILE" ]; then
-    compose down -v -t 20 >> "$STATE/compose.log" 2>&1 || true
+    compose --profile flower down -v -t 20 >> "$STATE/compose.log" 2>&1 || true
   fi
   local ids
   ids=$(podman ps -aq --filter "label=$LABEL")
@@ -274,6 +274,8 @@ free_port() {
 start_stack() {
   remove_stack  # whatever a crashed earlier run left
   PORT=$(free_port)
+  FLOWER_PORT=$(free_port)
+  FLOWER_AUTH=flower:$(python3 -c 'import secrets; print(secrets.token_hex(8))')
   BASE=http://127.0.0.1:$PORT
   umask 077
   cat > "$ENVFILE" <<EOF2
@@ -282,6 +284,8 @@ POSTGRES_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 AURA_IMAGE=$IMAGE
 AURA_PORT=$PORT
 LEASE_SECONDS=10
+FLOWER_BASIC_AUTH=$FLOWER_AUTH
+FLOWER_PORT=$FLOWER_PORT
 EOF2
   umask 022
   say "compose up (web on port $PORT)"
@@ -383,16 +387,35 @@ render_one() {
   check_video "$task"
 }
 
+check_flower() {
+  compose --profile flower up -d --no-build flower >> "$STATE/compose.log" 2>&1 || fail "flower did not start"
+  local deadline=$(( $(now) + 60 )) url=http://127.0.0.1:$FLOWER_PORT/workers
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' -u "$FLOWER_AUTH" "$url" || true)" = 200 ]; do
+    [ "$(now)" -lt "$deadline" ] || fail "flower did not answer 200 with its basic auth"
+    sleep 1
+  done
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 401 ] || fail "flower answers without basic auth"
+  say "flower (profile flower) answers with basic auth and refuses without"
+}
+
 scale_to_two() {
   say "scaling the supervisor to two containers and the video and media pools to two workers"
   compose up -d --no-build --scale supervisor=2 >> "$STATE/compose.log" 2>&1 || fail "compose --scale failed"
   local n
   n=$(podman ps -q --filter "label=$LABEL" --filter "label=com.docker.compose.service=supervisor" | wc -l)
   [ "$n" = 2 ] || fail "expected 2 supervisor containers, found $n"
+  # Raise the pools once both supervisors are live, so the new slots go to the new one (running
+  # workers are not moved when a supervisor joins).
+  local deadline=$(( $(now) + 90 ))
+  until api GET /tasks/workers | jq -e '[.supervisors[] | select(.online)] | length == 2' >/dev/null 2>&1; do
+    [ "$(now)" -lt "$deadline" ] || fail "the second supervisor did not report in"
+    sleep 1
+  done
   api POST /tasks/workers/autoscale '{"queue": "video_generation", "target_workers": 2}' >/dev/null
   api POST /tasks/workers/autoscale '{"queue": "image_processing", "target_workers": 2}' >/dev/null
   # Every slot running, spread over both containers.
-  local deadline=$(( $(now) + 120 )) doc
+  local doc
+  deadline=$(( $(now) + 120 ))
   while :; do
     doc=$(api GET /tasks/workers) || doc='{}'
     if jq -e '[.workers[] | select(.state == "running")] as $r
@@ -437,7 +460,13 @@ stop_during_render() {
   say "the container stopped in ${stop_s}s with exit code $code"
   [ "$code" = 0 ] || fail "the stop was not warm (exit code $code)"
   wait_done "$task" 300
-  say "task $task completed after its container was stopped"
+  local doc
+  doc=$(status_of "$task")
+  if [ "$(jq -r .attempt <<<"$doc")" = 1 ]; then
+    say "task $task completed after its container was stopped (finished by the stopping worker: warm stop)"
+  else
+    say "task $task completed after its container was stopped (attempt $(jq -r .attempt <<<"$doc"), requeued)"
+  fi
   check_video "$task"
 }
 
@@ -449,6 +478,7 @@ start_engine
 start_stack
 create_credentials
 render_one
+check_flower
 scale_to_two
 stop_during_render
 say "PASSED: image $IMAGE_SIZE, build ${BUILD_SECONDS}s, up ${UP_SECONDS}s"

@@ -474,6 +474,7 @@ prepare_tools
 prepare_images
 build_image
 trap on_exit EXIT
+trap 'exit 143' TERM INT
 start_engine
 start_stack
 create_credentials

@@ -20,7 +20,7 @@ WORKDIR /src
 # The image's requirements: the runtime ones plus Flower at the version pinned for development
 # (written here so that a change to another development tool does not invalidate the pip layer).
 COPY requirements.txt requirements-dev.txt ./
-RUN { cat requirements.txt; grep -i '^flower==' requirements-dev.txt; } > image-requirements.txt
+RUN { cat requirements.txt; grep -i '^flower==' requirements-dev.txt || true; } > image-requirements.txt
 RUN pip install --no-cache-dir --disable-pip-version-check --root-user-action=ignore \
       "$(grep -i '^Babel==' requirements.txt)"
 COPY --from=frontend /src/node_modules node_modules

@@ -170,3 +170,39 @@ def test_phone_and_dark_scheme_and_keyboard(browser, live_server, make_user, mak
         shot(page, "dashboard-phone-dark")
     finally:
         context.close()
+
+
+def test_unchanged_board_polls_get_304_and_keep_the_board(page, live_server, login, make_task, monkeypatch):
+    from webapp.dashboard import live
+
+    monkeypatch.setattr(live, "TICK_SECONDS", 10**9)
+    monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 0.0)  # only data changes move the ETag here
+    task = make_task(status="processing", progress=35.0, stage="render", message="Rendering chunk 1/3",
+                     started_at=utcnow() - timedelta(seconds=12))
+    polls: list[int] = []
+    page.on("response", lambda r: polls.append(r.status) if r.request.headers.get("hx-request") else None)
+    login(page, "viewer")
+    board = page.locator("#live-board")
+    etag = board.get_attribute("data-etag")
+    assert etag
+    page.evaluate("document.getElementById('live-board').dataset.marker = 'kept'")
+    deadline = utcnow() + timedelta(seconds=15)
+    while polls.count(304) < 2 and utcnow() < deadline:
+        page.wait_for_timeout(250)
+    assert polls.count(304) >= 2, polls
+    # The same element, untouched: htmx did not swap the empty 304 body in.
+    assert board.get_attribute("data-marker") == "kept"
+    assert page.locator(f'#active-tasks [data-task-id="{task.id}"]').count() == 1
+    assert "Rendering chunk 1/3" in board.inner_text()
+    assert board.get_attribute("data-live") == "true"
+
+    # A change is swapped in by the next poll.
+    from webapp.extensions import db
+    from webapp.models import RenderTask
+
+    db.session.execute(RenderTask.__table__.update().where(RenderTask.id == task.id)
+                       .values(progress=80.0, message="Rendering chunk 3/3",
+                               updated_at=utcnow() + timedelta(seconds=1)))
+    db.session.commit()
+    page.wait_for_function("document.getElementById('live-board').innerText.includes('Rendering chunk 3/3')")
+    assert page.locator("#live-board").get_attribute("data-etag") != etag

@@ -1,4 +1,9 @@
-"""history search over all tasks; index for the live board's change stamp
+"""history search over all tasks (SQLite FTS5 trigram, PostgreSQL pg_trgm); index for the live
+board's change stamp
+
+The search text of a task is its theme, description, keywords and id. The database keeps the
+index in step by itself (SQLite: triggers into an FTS5 table; PostgreSQL: a GIN index on an
+expression), so rows written by any path are found. Existing rows are indexed here.
 
 Revision ID: 0007
 Revises: 0003
@@ -12,10 +17,42 @@ down_revision = '0003'
 branch_labels = None
 depends_on = None
 
+# The same expressions are in webapp/services/search.py (a migration keeps its own frozen copy).
+SQLITE_BODY = ("coalesce({t}.theme, '') || ' ' || coalesce({t}.description, '') || ' ' || "
+               "coalesce((SELECT group_concat(value, ' ') FROM json_each({t}.request, '$.keywords_id')), '') "
+               "|| ' ' || {t}.id")
+PG_BODY = ("(coalesce(theme, '') || ' ' || coalesce(description, '') || ' ' || "
+           "coalesce(((request)::jsonb -> 'keywords_id')::text, '') || ' ' || id)")
+
 
 def upgrade():
     op.create_index('ix_render_tasks_updated', 'render_tasks', ['updated_at'], unique=False)
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute('CREATE EXTENSION IF NOT EXISTS pg_trgm')
+        op.execute(f'CREATE INDEX ix_render_tasks_search ON render_tasks USING gin ({PG_BODY} gin_trgm_ops)')
+        return
+    # Contentless: the index only; rows are read from render_tasks by rowid.
+    op.execute("CREATE VIRTUAL TABLE task_search USING fts5(body, tokenize='trigram', content='')")
+    op.execute(f"INSERT INTO task_search(rowid, body) SELECT rowid, {SQLITE_BODY.format(t='render_tasks')} "
+               "FROM render_tasks")
+    op.execute(f"""CREATE TRIGGER task_search_insert AFTER INSERT ON render_tasks BEGIN
+        INSERT INTO task_search(rowid, body) VALUES (new.rowid, {SQLITE_BODY.format(t='new')});
+    END""")
+    op.execute(f"""CREATE TRIGGER task_search_delete AFTER DELETE ON render_tasks BEGIN
+        INSERT INTO task_search(task_search, rowid, body) VALUES ('delete', old.rowid, {SQLITE_BODY.format(t='old')});
+    END""")
+    op.execute(f"""CREATE TRIGGER task_search_update AFTER UPDATE OF id, theme, description, request
+        ON render_tasks BEGIN
+        INSERT INTO task_search(task_search, rowid, body) VALUES ('delete', old.rowid, {SQLITE_BODY.format(t='old')});
+        INSERT INTO task_search(rowid, body) VALUES (new.rowid, {SQLITE_BODY.format(t='new')});
+    END""")
 
 
 def downgrade():
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute('DROP INDEX IF EXISTS ix_render_tasks_search')
+    else:
+        for name in ('task_search_insert', 'task_search_delete', 'task_search_update'):
+            op.execute(f'DROP TRIGGER IF EXISTS {name}')
+        op.execute('DROP TABLE IF EXISTS task_search')
     op.drop_index('ix_render_tasks_updated', table_name='render_tasks')

@@ -21,7 +21,6 @@ from webapp.timeutil import utcnow
 def still_clock(monkeypatch):
     """Keep the board's clock tick fixed, so only data changes move the ETag in these tests."""
     monkeypatch.setattr(live, "TICK_SECONDS", 10**9)
-    monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 0.0)
 
 
 def signed_in_client(app, make_user, username: str, role: str):
@@ -134,3 +133,18 @@ def test_idle_board_still_stops_polling_and_rows_written_by_sql_are_seen(app, ma
     db.session.commit()
     response = client.get("/", headers={**HTMX, "If-None-Match": idle.headers["ETag"]})
     assert response.status_code == 200 and "Raw SQL row" in board_of(response)
+
+
+def test_a_burst_of_changes_rebuilds_at_most_once_per_period(app, make_user, make_task, monkeypatch):
+    task = make_task(status="processing", progress=10.0, started_at=utcnow())
+    client = signed_in_client(app, make_user, "watcher", "viewer")
+    monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 3600.0)
+    first = client.get("/", headers=HTMX)
+    db.session.execute(update(RenderTask).where(RenderTask.id == task.id)
+                       .values(progress=77.0, updated_at=utcnow() + timedelta(seconds=1)))
+    db.session.commit()
+    # Within the period the last build is still served (and still matches).
+    assert client.get("/", headers={**HTMX, "If-None-Match": first.headers["ETag"]}).status_code == 304
+    monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 0.0)
+    fresh = client.get("/", headers={**HTMX, "If-None-Match": first.headers["ETag"]})
+    assert fresh.status_code == 200 and 'aria-valuenow="77.0"' in board_of(fresh)

@@ -2,8 +2,8 @@
 board's change stamp
 
 The search text of a task is its theme, description, keywords and id. The database keeps the
-index in step by itself (SQLite: triggers into an FTS5 table; PostgreSQL: a GIN index on an
-expression), so rows written by any path are found. Existing rows are indexed here.
+index in step by itself (SQLite: triggers into an FTS5 table; PostgreSQL: a generated column with
+a pg_trgm GIN index), so rows written by any path are found. Existing rows are indexed here.
 
 Revision ID: 0007
 Revises: 0003
@@ -17,7 +17,7 @@ down_revision = '0003'
 branch_labels = None
 depends_on = None
 
-# The same expressions are in webapp/services/search.py (a migration keeps its own frozen copy).
+# webapp/services/search.py reads what these build (a migration keeps its own frozen copy).
 SQLITE_BODY = ("coalesce({t}.theme, '') || ' ' || coalesce({t}.description, '') || ' ' || "
                "coalesce((SELECT group_concat(value, ' ') FROM json_each({t}.request, '$.keywords_id')), '') "
                "|| ' ' || {t}.id")
@@ -29,7 +29,9 @@ def upgrade():
     op.create_index('ix_render_tasks_updated', 'render_tasks', ['updated_at'], unique=False)
     if op.get_bind().dialect.name == 'postgresql':
         op.execute('CREATE EXTENSION IF NOT EXISTS pg_trgm')
-        op.execute(f'CREATE INDEX ix_render_tasks_search ON render_tasks USING gin ({PG_BODY} gin_trgm_ops)')
+        # Stored, so the index's recheck and short-term scans read text instead of casting JSON.
+        op.execute(f'ALTER TABLE render_tasks ADD COLUMN search_text text GENERATED ALWAYS AS {PG_BODY} STORED')
+        op.execute('CREATE INDEX ix_render_tasks_search ON render_tasks USING gin (search_text gin_trgm_ops)')
         return
     # Contentless: the index only; rows are read from render_tasks by rowid.
     op.execute("CREATE VIRTUAL TABLE task_search USING fts5(body, tokenize='trigram', content='')")
@@ -51,6 +53,7 @@ def upgrade():
 def downgrade():
     if op.get_bind().dialect.name == 'postgresql':
         op.execute('DROP INDEX IF EXISTS ix_render_tasks_search')
+        op.execute('ALTER TABLE render_tasks DROP COLUMN IF EXISTS search_text')
     else:
         for name in ('task_search_insert', 'task_search_delete', 'task_search_update'):
             op.execute(f'DROP TRIGGER IF EXISTS {name}')

@@ -329,6 +329,7 @@ def history(query: HistoryQuery) -> tuple[list[RenderTask], str | None]:
     if query.until:
         conditions.append(RenderTask.created_at < query.until)
     window_start = None
+    found = search.TextFilter()
     if query.text:
         exact = get_task(query.text) if query.text.startswith("video_") else None
         if exact is not None:
@@ -358,7 +359,8 @@ def history(query: HistoryQuery) -> tuple[list[RenderTask], str | None]:
         if query.statuses:
             stmt = stmt.where(RenderTask.status == query.statuses[0])
     stmt = stmt.order_by(*newest_first).limit(query.limit + 1)
-    rows = list(db.session.scalars(stmt))
+    with search.newest_first_walk(found):
+        rows = list(db.session.scalars(stmt))
     if len(rows) > query.limit:
         next_cursor = encode_cursor(rows[query.limit - 1])
     elif window_start is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app, render_template
@@ -43,6 +43,8 @@ class Build:
     live: bool
     #: Live tasks per submitter and state, for each viewer's own line.
     owners: dict[str, dict[str, int]]
+    #: Each viewer's own line once rendered for this build (principal -> HTML).
+    lines: dict[str, str] = field(default_factory=dict)
 
 
 class BoardCache:
@@ -104,7 +106,14 @@ WAITING = {s.value for s in WAITING_STATES}
 
 
 def _yours(build: Build, principal: str) -> str:
-    """The viewer's own line: how many of their tasks run and wait."""
+    """The viewer's own line: how many of their tasks run and wait (rendered once per build)."""
+    line = build.lines.get(principal)
+    if line is None:
+        line = build.lines[principal] = _render_yours(build, principal)
+    return line
+
+
+def _render_yours(build: Build, principal: str) -> str:
     counts = build.owners.get(principal, {})
     running = sum(n for status, n in counts.items() if status == TaskStatus.PROCESSING.value)
     waiting = sum(n for status, n in counts.items() if status in WAITING)

@@ -78,7 +78,7 @@ def pristine_encoder_time(board: dict, work: Path, scratch: Path) -> tuple[float
         frames = scratch.with_suffix(".yuv")
         graph_cpu += _timed_ffmpeg([*filter_thread_args(threads), *inputs, "-/filter_complex", str(graph_file),
                                     "-map", "[out]", "-frames:v", str(chunk["frames"]), "-fps_mode", "passthrough",
-                                    *raw, str(frames)])[1]
+                                    "-f", "rawvideo", "-pix_fmt", "yuv420p", str(frames)])[1]
         read = _timed_ffmpeg([*raw, "-i", str(frames), "-f", "null", "-"])
         both = _timed_ffmpeg([*raw, "-i", str(frames), *encoder_args(board, threads), "-f", "mp4", str(scratch)])
         wall += both[0] - read[0]

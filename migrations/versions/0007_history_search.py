@@ -1,5 +1,6 @@
-"""history search over all tasks (SQLite FTS5 trigram, PostgreSQL pg_trgm); index for the live
-board's change stamp
+"""history search index; index on updated_at for the live board
+
+Search over all tasks: SQLite FTS5 with the trigram tokenizer, PostgreSQL pg_trgm.
 
 The search text of a task is its theme, description, keywords and id. The database keeps the
 index in step by itself (SQLite: triggers into an FTS5 table; PostgreSQL: a generated column with

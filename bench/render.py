@@ -1,6 +1,12 @@
 """Benchmark: render the SPEC sample brief (60 s, 1920x1080, high) and compare with the targets.
 
-Run from the repository root:  .venv/bin/python bench/render.py [--keep DIR]
+First, in each of --runs runs: the pipeline's render + join + mux time against x264's own encode
+time of the same frames at the same settings (the finished video decoded and encoded again with
+the pipeline's encoder arguments and threads, minus decoding it alone), both measured in the same
+run, wall and CPU time; median and spread over the runs. Target: render within 1.6x of x264.
+Then (--chunks) the chunked render against one filter graph, peak RSS and pinned parallel chunks.
+
+Run from the repository root:  .venv/bin/python bench/render.py [--runs 3] [--chunks] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ import multiprocessing
 import os
 import resource
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -21,11 +29,110 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.harness import SAMPLE_BRIEF  # noqa: E402
 from bench.reference_ffmpeg import render_reference  # noqa: E402
 from worker.pipeline import build_storyboard, render_audio, render_chunk, run_pipeline  # noqa: E402
+from worker.pipeline.compose import chunk_graph, encoder_args, filter_thread_args, visuals_dir  # noqa: E402
 from worker.pipeline.images import render_visuals  # noqa: E402
 from worker.pipeline.probe import probe_media  # noqa: E402
-from worker.pipeline.proc import allotted_cores  # noqa: E402
+from worker.pipeline.proc import allotted_cores, ffmpeg_exe  # noqa: E402
 
 TARGET_RATIO, TARGET_RSS_MB, TARGET_PARALLEL = 1.3, 1024, 0.55
+TARGET_ENCODER_RATIO = 1.6
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed_ffmpeg(args: list[str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one ffmpeg run."""
+    cpu = children_cpu()
+    began = time.perf_counter()
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *args], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - began, children_cpu() - cpu
+
+
+def encoder_time(board: dict, video: Path, scratch: Path) -> tuple[float, float]:
+    """x264's own (wall, CPU) to encode the video's frames with the pipeline's settings and threads:
+    decode + encode minus decode alone."""
+    threads = allotted_cores()
+    decode = _timed_ffmpeg(["-i", str(video), "-an", "-f", "null", "-"])
+    both = _timed_ffmpeg(["-i", str(video), "-an", *encoder_args(board, threads), "-f", "mp4", str(scratch)])
+    scratch.unlink(missing_ok=True)
+    return both[0] - decode[0], both[1] - decode[1]
+
+
+def pristine_encoder_time(board: dict, work: Path, scratch: Path) -> tuple[float, float, float]:
+    """x264 alone on the very frames the chunks encode (their filter graphs written to raw video
+    first, one chunk at a time): (x264 wall, x264 CPU, filter graph CPU). Re-encoding the finished
+    file is cheaper for x264 than these frames, which are not yet smoothed by a first encode."""
+    manifest = render_visuals(board, work, lambda *_: None, lambda: False)
+    threads = allotted_cores()
+    raw = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{board['width']}x{board['height']}",
+           "-r", str(board["fps"])]
+    wall = cpu = graph_cpu = 0.0
+    for chunk in board["chunks"]:
+        inputs, graph = chunk_graph(board, manifest, visuals_dir(board, work), chunk["index"])
+        graph_file = scratch.with_suffix(".graph.txt")
+        graph_file.write_text(graph, encoding="utf-8")
+        frames = scratch.with_suffix(".yuv")
+        graph_cpu += _timed_ffmpeg([*filter_thread_args(threads), *inputs, "-/filter_complex", str(graph_file),
+                                    "-map", "[out]", "-frames:v", str(chunk["frames"]), "-fps_mode", "passthrough",
+                                    "-f", "rawvideo", "-pix_fmt", "yuv420p", str(frames)])[1]
+        read = _timed_ffmpeg([*raw, "-i", str(frames), "-f", "null", "-"])
+        both = _timed_ffmpeg([*raw, "-i", str(frames), *encoder_args(board, threads), "-f", "mp4", str(scratch)])
+        wall += both[0] - read[0]
+        cpu += both[1] - read[1]
+        frames.unlink()
+        scratch.unlink(missing_ok=True)
+    return wall, cpu, graph_cpu
+
+
+def spread(values: list[float]) -> str:
+    return f"median {statistics.median(values):.2f} (min {min(values):.2f}, max {max(values):.2f})"
+
+
+def encoder_comparison(root: Path, runs: int) -> bool:
+    """Render the sample `runs` times from scratch; each time, also time x264 alone on the result."""
+    renders, encodes, render_cpu, encode_cpu, pristine, pristine_cpu = [], [], [], [], [], []
+    for run in range(runs):
+        work, out = root / f"enc-work-{run}", root / f"enc-out-{run}"
+        marks: dict[str, tuple[float, float]] = {}
+
+        def progress(fraction: float, stage: str, message: str, marks=marks) -> None:
+            if stage == "render":
+                marks.setdefault("render", (time.perf_counter(), children_cpu()))
+            if stage == "assemble" and message == "Checking the video":
+                marks.setdefault("muxed", (time.perf_counter(), children_cpu()))
+
+        result = run_pipeline(SAMPLE_BRIEF, work, out, progress, lambda: False)
+        board = build_storyboard(SAMPLE_BRIEF)
+        renders.append(marks["muxed"][0] - marks["render"][0])
+        render_cpu.append(marks["muxed"][1] - marks["render"][1])
+        wall, cpu = encoder_time(board, out / result["video"], root / "x264-alone.mp4")
+        encodes.append(wall)
+        encode_cpu.append(cpu)
+        p_wall, p_cpu, graph_cpu = pristine_encoder_time(board, work, root / "x264-pristine.mp4")
+        pristine.append(p_wall)
+        pristine_cpu.append(p_cpu)
+        print(f"  run {run + 1}: render + join + mux {renders[-1]:.1f} s wall / {render_cpu[-1]:.1f} s CPU; "
+              f"x264 alone on the finished file {wall:.1f} s wall / {cpu:.1f} s CPU (ratio {renders[-1] / wall:.2f} "
+              f"wall, {render_cpu[-1] / cpu:.2f} CPU); x264 alone on the chunks' own frames {p_wall:.1f} s wall / "
+              f"{p_cpu:.1f} s CPU (ratio {renders[-1] / p_wall:.2f} wall, {render_cpu[-1] / p_cpu:.2f} CPU); "
+              f"filter graphs alone {graph_cpu:.1f} s CPU (load average {os.getloadavg()[0]:.2f})", flush=True)
+        shutil.rmtree(work, ignore_errors=True)
+    ratios = [r / e for r, e in zip(renders, encodes, strict=True)]
+    cpu_ratios = [r / e for r, e in zip(render_cpu, encode_cpu, strict=True)]
+    print(f"Render + join + mux, wall s: {spread(renders)}")
+    print(f"x264 alone, same frames and settings, wall s: {spread(encodes)}")
+    print(f"Ratio (same run), wall: {spread(ratios)}; CPU: {spread(cpu_ratios)}")
+    print(f"x264 alone on the chunks' own frames, wall s: {spread(pristine)}; render ratio to it, wall: "
+          f"{spread([r / e for r, e in zip(renders, pristine, strict=True)])}; CPU: "
+          f"{spread([r / e for r, e in zip(render_cpu, pristine_cpu, strict=True)])}")
+    ok = statistics.median(ratios) <= TARGET_ENCODER_RATIO
+    print(f"Render / x264 ratio, median of {runs}: {statistics.median(ratios):.2f} "
+          f"(target <= {TARGET_ENCODER_RATIO}) {verdict(ok)}")
+    return ok
 
 
 def peak_rss_mb() -> float:
@@ -134,10 +241,20 @@ def pinned_run(board: dict, src: Path, root: Path, cores: list[int]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", help="directory to keep the outputs in (default: a temp dir)")
+    parser.add_argument("--runs", type=int, default=3, help="renders compared with x264 alone")
+    parser.add_argument("--chunks", action="store_true",
+                        help="also: chunked render vs one filter graph, RSS, pinned parallel chunks")
     args = parser.parse_args()
     root = Path(args.keep or tempfile.mkdtemp(prefix="aura-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     work, out = root / "work", root / "out"
+    print(f"Render vs x264 alone ({args.runs} runs, {os.cpu_count()} cores, "
+          f"load average at start {os.getloadavg()[0]:.2f}):", flush=True)
+    encoder_comparison(root, args.runs)
+    if not args.chunks:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        return
 
     marks: dict[str, float] = {}
     machine_load = os.getloadavg()

@@ -301,13 +301,13 @@ def test_api_message_follows_accept_language(client, make_token):
     assert "HIGH" in message and any("\u4e00" <= ch <= "\u9fff" for ch in message)
 
 
-def test_text_search_pages_through_history_in_bounded_windows(client, make_token, make_task, monkeypatch):
+def test_short_text_search_pages_through_history_in_bounded_windows(client, make_token, make_task, monkeypatch):
     from datetime import timedelta
 
-    from webapp.services import tasks as task_service
+    from webapp.services import search
     from webapp.timeutil import utcnow
 
-    monkeypatch.setattr(task_service, "TEXT_SCAN_WINDOW", 7)
+    monkeypatch.setattr(search, "SHORT_SCAN_ROWS", 7)
     token = make_token("viewer")
     base = utcnow() - timedelta(days=1)
     wanted = []

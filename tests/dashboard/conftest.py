@@ -56,3 +56,11 @@ def count_queries(app) -> Callable[[], Any]:
             event.remove(engine, "before_cursor_execute", record)
 
     return counting
+
+
+@pytest.fixture(autouse=True)
+def board_rebuilds_at_once(monkeypatch):
+    """Tests change rows and poll again within a second: let every change rebuild the live board."""
+    from webapp.dashboard import live
+
+    monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 0.0)

@@ -170,3 +170,68 @@ def test_phone_and_dark_scheme_and_keyboard(browser, live_server, make_user, mak
         shot(page, "dashboard-phone-dark")
     finally:
         context.close()
+
+
+def test_unchanged_board_polls_get_304_and_keep_the_board(page, live_server, login, make_task, monkeypatch):
+    from webapp.dashboard import live
+
+    monkeypatch.setattr(live, "TICK_SECONDS", 10**9)
+    monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 0.0)  # only data changes move the ETag here
+    task = make_task(status="processing", progress=35.0, stage="render", message="Rendering chunk 1/3",
+                     started_at=utcnow() - timedelta(seconds=12))
+    polls: list[int] = []
+    page.on("response", lambda r: polls.append(r.status) if r.request.headers.get("hx-request") else None)
+    login(page, "viewer")
+    board = page.locator("#live-board")
+    etag = board.get_attribute("data-etag")
+    assert etag
+    page.evaluate("document.getElementById('live-board').dataset.marker = 'kept'")
+    deadline = utcnow() + timedelta(seconds=15)
+    while polls.count(304) < 2 and utcnow() < deadline:
+        page.wait_for_timeout(250)
+    assert polls.count(304) >= 2, polls
+    # The same element, untouched: htmx did not swap the empty 304 body in.
+    assert board.get_attribute("data-marker") == "kept"
+    assert page.locator(f'#active-tasks [data-task-id="{task.id}"]').count() == 1
+    assert "Rendering chunk 1/3" in board.inner_text()
+    assert board.get_attribute("data-live") == "true"
+
+    # A change is swapped in by the next poll.
+    from webapp.extensions import db
+    from webapp.models import RenderTask
+
+    db.session.execute(RenderTask.__table__.update().where(RenderTask.id == task.id)
+                       .values(progress=80.0, message="Rendering chunk 3/3",
+                               updated_at=utcnow() + timedelta(seconds=1)))
+    db.session.commit()
+    page.wait_for_function("document.getElementById('live-board').innerText.includes('Rendering chunk 3/3')")
+    assert page.locator("#live-board").get_attribute("data-etag") != etag
+
+
+@pytest.mark.parametrize("role", ["operator", "viewer"])
+def test_queue_grid_fits_its_card_in_chinese_at_1280px(browser, live_server, make_user, make_task, role):
+    """Chinese labels, the submit form beside the board: the queue x priority grid's last column shows."""
+    make_user("grid", role)
+    for prio in ("urgent", "high", "normal", "low"):
+        make_task(status="queued", priority=prio, created_at=utcnow() - timedelta(minutes=75))
+    make_task(status="processing", progress=20.0, started_at=utcnow())
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server}/login")
+        page.get_by_label("用户名").fill("grid")
+        page.get_by_label("密码").fill("password123")
+        page.get_by_label("密码").press("Enter")
+        page.wait_for_url(f"{live_server}/")
+        assert page.locator("html").get_attribute("lang") == "zh-CN"
+        scroller = page.locator("#queues-title ~ .table-scroll")
+        widths = scroller.evaluate("e => [e.scrollWidth, e.clientWidth]")
+        assert widths[0] <= widths[1], f"the grid is {widths[0]} px wide in a {widths[1]} px card"
+        last = page.locator(".grid-table thead th").last
+        card = page.locator("#queues-title").locator("xpath=..")
+        last_box, card_box = last.bounding_box(), card.bounding_box()
+        assert last_box["x"] + last_box["width"] <= card_box["x"] + card_box["width"]
+        assert last.inner_text().strip() == "最长等待"
+        shot(page, f"queue-grid-zh-1280-{role}")
+    finally:
+        context.close()

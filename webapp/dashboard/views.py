@@ -22,13 +22,13 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from webapp.catalog import PRIORITIES, QUALITIES, QUEUES, Role, TaskStatus
+from webapp.dashboard import live
 from webapp.dashboard.forms import CUSTOM, RESOLUTION_PRESETS, BriefForm, LoginForm, PasswordForm, TokenForm
 from webapp.extensions import db, htmx, login_manager
 from webapp.limits import SubmissionRefused, check_submission, login_limits
 from webapp.messages import STAGE_LABELS, stage_line_lookup
 from webapp.models import User
 from webapp.services import auth as auth_service
-from webapp.services import broker
 from webapp.services import dashboard as board
 from webapp.services import tasks as task_service
 
@@ -161,20 +161,22 @@ def set_language():
 
 # --- dashboard ---------------------------------------------------------------------------------
 
-def render_live_board():
-    """The dashboard's live fragment: active tasks, the queue grid and the last hour's chart."""
-    active = task_service.active_tasks()
-    recent = board.recent_finished()
-    grid = board.waiting_grid(broker.queue_depths())
-    chart = board.throughput_chart()
-    html = render_template("dashboard/_live.html", active=active, recent=recent, grid=grid, chart=chart,
-                           live=bool(active))
-    return html, bool(active)
+def board_response(shown: live.Board):
+    """The polled board: 304 when the poll's ETag still matches, else the fragment (286 when idle)."""
+    if live.etag_matches(request.headers.get("If-None-Match"), shown.etag):
+        response = make_response("", 304)
+    else:
+        response = live_response(shown.html, shown.live)
+    response.set_etag(shown.etag)
+    # Browsers must ask again each poll; the answer depends on the session cookie.
+    response.headers["Cache-Control"] = "no-cache, private"
+    response.vary.add("Cookie")
+    return response
 
 
 def render_index(form: BriefForm | None, status: int = 200):
-    html, _live = render_live_board()
-    page = render_template("dashboard/index.html", form=form, live_html=html,
+    shown = live.live_board(principal())
+    page = render_template("dashboard/index.html", form=form, live_html=shown.html,
                            presets=RESOLUTION_PRESETS, custom=CUSTOM)
     return page, status
 
@@ -186,8 +188,7 @@ def index():
     if request.method == "POST":
         return submit_brief()
     if is_fragment_request():
-        html, live = render_live_board()
-        return live_response(html, live)
+        return board_response(live.live_board(principal()))
     form = None
     if current_user.can(Role.OPERATOR):
         source = task_service.get_task(request.args.get("from", ""))

@@ -68,6 +68,8 @@ class RenderTask(db.Model):
         Index("ix_render_tasks_finished", "finished_at"),
         Index("ix_render_tasks_status_queue", "status", "queue", "created_at"),
         Index("ix_render_tasks_parent", "parent_id"),
+        # max(updated_at) is the live board's change stamp.
+        Index("ix_render_tasks_updated", "updated_at"),
     )
 
     @property

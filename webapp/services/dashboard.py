@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, union_all
+from sqlalchemy import func, select, text, union_all
 
-from webapp.catalog import PRIORITIES, QUEUES, WAITING_STATES, TaskStatus
+from webapp.catalog import ACTIVE_STATES, PRIORITIES, QUEUES, WAITING_STATES, TaskStatus
 from webapp.extensions import db
 from webapp.models import ApiToken, RenderTask, User
 from webapp.timeutil import utcnow
@@ -153,6 +153,32 @@ def throughput_chart(now: datetime | None = None, minutes: int = CHART_MINUTES,
             else:
                 bucket.failed += n
     return chart
+
+
+_STAMP = text("SELECT max(updated_at) FROM render_tasks")
+
+
+def board_stamp() -> str:
+    """The newest `updated_at` of any task, as text: one index lookup, run on every poll.
+
+    Every change the live board shows (a new task, progress, a stage, a start, an end, a
+    cancellation) writes `updated_at`, so the board can be rebuilt only when this moves.
+    """
+    return str(db.session.execute(_STAMP).scalar())
+
+
+def live_counts_by_submitter() -> dict[str, dict[str, int]]:
+    """Live tasks per submitter and state: {submitted_by: {status: count}} (one index-backed
+    grouped select per live state, like the waiting grid)."""
+    per_state = union_all(*(
+        select(RenderTask.submitted_by, RenderTask.status, func.count())
+        .where(RenderTask.status == state.value).group_by(RenderTask.submitted_by, RenderTask.status)
+        for state in ACTIVE_STATES))
+    counts: dict[str, dict[str, int]] = {}
+    for who, status, n in db.session.execute(per_state):
+        if who:
+            counts.setdefault(who, {})[status] = n
+    return counts
 
 
 def recent_finished(limit: int = 8) -> list[RenderTask]:

@@ -23,7 +23,7 @@ from webapp.catalog import ACTIVE_STATES, PRIORITIES, QUEUES, VIDEO_QUEUE, WAITI
 from webapp.dblock import write_lock
 from webapp.extensions import db
 from webapp.models import RenderTask, TaskEvent
-from webapp.services import dispatch
+from webapp.services import dispatch, search
 from webapp.services.validation import parse_resolution
 from webapp.timeutil import iso, parse_iso, utcnow
 
@@ -354,18 +354,17 @@ def history(query: HistoryQuery) -> tuple[list[RenderTask], str | None]:
     if query.until:
         conditions.append(RenderTask.created_at < query.until)
     window_start = None
+    found = search.TextFilter()
     if query.text:
         exact = get_task(query.text) if query.text.startswith("video_") else None
         if exact is not None:
             return [exact], None
-        pattern = "%" + query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conditions.append(or_(RenderTask.theme.like(pattern, escape="\\"),
-                              RenderTask.description.like(pattern, escape="\\")))
-        # A substring cannot use a B-tree index: each page scans at most the newest
-        # TEXT_SCAN_WINDOW tasks (from the cursor on) and hands out a cursor to search older ones.
-        window_start = _text_window_start(query)
-        if window_start is not None:
-            conditions.append(RenderTask.created_at >= window_start)
+        found = search.text_filter(query.text, query.cursor[0] if query.cursor else None,
+                                   query.since, query.until)
+        if found.empty:
+            return [], None
+        conditions.append(found.condition)
+        window_start = found.window_start
     if query.cursor:
         created, task_id = query.cursor
         # The plain bound lets the database range-scan the created_at index; with the OR alone
@@ -385,30 +384,15 @@ def history(query: HistoryQuery) -> tuple[list[RenderTask], str | None]:
         if query.statuses:
             stmt = stmt.where(RenderTask.status == query.statuses[0])
     stmt = stmt.order_by(*newest_first).limit(query.limit + 1)
-    rows = list(db.session.scalars(stmt))
+    with search.newest_first_walk(found):
+        rows = list(db.session.scalars(stmt))
     if len(rows) > query.limit:
         next_cursor = encode_cursor(rows[query.limit - 1])
     elif window_start is not None:
-        next_cursor = _raw_cursor(window_start, "")  # older tasks remain to be searched
+        next_cursor = _raw_cursor(window_start, "")  # a short term: older windows remain
     else:
         next_cursor = None
     return rows[: query.limit], next_cursor
-
-
-TEXT_SCAN_WINDOW = 20000
-
-
-def _text_window_start(query: HistoryQuery) -> datetime | None:
-    """created_at of the TEXT_SCAN_WINDOW-th newest task at or before the cursor (None: fewer)."""
-    stmt = select(RenderTask.created_at)
-    if query.cursor:
-        stmt = stmt.where(RenderTask.created_at <= query.cursor[0])
-    if query.until:
-        stmt = stmt.where(RenderTask.created_at < query.until)
-    start = db.session.scalar(stmt.order_by(RenderTask.created_at.desc()).offset(TEXT_SCAN_WINDOW).limit(1))
-    if start is not None and query.since is not None and start < query.since:
-        return None
-    return start
 
 
 def active_tasks(limit: int = 50) -> list[RenderTask]:

@@ -164,6 +164,21 @@
     }
   });
 
+  /* Polled fragments that carry data-etag ask "changed since?"; a 304 answer keeps the DOM as it
+     is (htmx 2 would otherwise swap the empty body in) and the element keeps polling. */
+  document.addEventListener("htmx:configRequest", function (event) {
+    var etag = event.detail.elt && event.detail.elt.dataset && event.detail.elt.dataset.etag;
+    if (etag && event.detail.verb === "get") {
+      event.detail.headers["If-None-Match"] = '"' + etag + '"';
+    }
+  });
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr && event.detail.xhr.status === 304) {
+      event.detail.shouldSwap = false;
+      event.detail.isError = false;
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () { enhance(document); });
   document.addEventListener("htmx:load", function (event) { enhance(event.detail.elt); });
 })();

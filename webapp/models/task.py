@@ -68,6 +68,7 @@ class RenderTask(db.Model):
         Index("ix_render_tasks_finished", "finished_at"),
         Index("ix_render_tasks_status_queue", "status", "queue", "created_at"),
         Index("ix_render_tasks_parent", "parent_id"),
+        Index("ix_render_tasks_submitter_status", "submitted_by", "status"),
     )
 
     @property

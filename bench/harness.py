@@ -47,7 +47,7 @@ class Harness:
             "SESSION_COOKIE_SECURE": "false",
             "RATELIMIT_SUBMIT": "100000/minute",
             "RATELIMIT_READ": "1000000/minute",
-            "MAX_ACTIVE_TASKS_PER_USER": "1000000",
+            "MAX_ACTIVE_TASKS_PER_USER": "0",  # no cap
         })
         self.env.pop("ENVIRONMENT", None)
         self.procs: list[subprocess.Popen] = []

@@ -52,7 +52,9 @@ def instance_secret_key(instance: Path) -> str:
 
 def prepare_environment(need_redis: bool) -> tuple[dict[str, str], RedisProcess | None]:
     """PYTHONPATH, instance dir, a reachable Redis and an upgraded database."""
-    instance = Path(os.environ.get("AURA_INSTANCE", ROOT / "var")).resolve()
+    from webapp.config import load_config
+
+    instance = Path(load_config()["INSTANCE_DIR"]).resolve()
     instance.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("AURA_INSTANCE", str(instance))
@@ -106,7 +108,9 @@ def supervise(procs: dict[str, list[str]], env: dict[str, str], server: RedisPro
         for proc in running.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)  # warm: running tasks finish
-        deadline = time.monotonic() + float(os.environ.get("WORKER_STOP_TIMEOUT", "60"))
+        from webapp.config import load_config
+
+        deadline = time.monotonic() + (load_config()["WORKER_STOP_TIMEOUT"] or 60.0)
         for proc in running.values():
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))

@@ -41,9 +41,12 @@ def first_admin_and_token() -> tuple[str, str | None]:
 
 
 def main() -> int:
+    from webapp.config import load_config
+
+    config = load_config()
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--host", default=config["HOST"])
+    parser.add_argument("--port", type=int, default=config["PORT"])
     parser.add_argument("--no-supervisor", action="store_true",
                         help="start one worker per queue group directly instead of through the supervisor")
     args = parser.parse_args()

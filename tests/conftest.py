@@ -121,7 +121,7 @@ def app(db_backend: str, database_urls: dict[str, str], redis_server: RedisProce
         # Rates and caps above what any test sends; tests/security sets the defaults back to test them.
         "RATELIMIT_READ": "100000/minute",
         "RATELIMIT_SUBMIT": "100000/minute",
-        "MAX_ACTIVE_TASKS_PER_USER": 100000,
+        "MAX_ACTIVE_TASKS_PER_USER": 0,  # no cap
     })
     media.mkdir(parents=True, exist_ok=True)
     with app.app_context():

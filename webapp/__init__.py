@@ -139,6 +139,15 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        response = _http_error(exc)
+        if exc.code == 429:
+            from webapp.limits import retry_after_seconds
+
+            response = app.make_response(response)
+            response.headers["Retry-After"] = str(retry_after_seconds())
+        return response
+
+    def _http_error(exc: HTTPException):
         if request.path.startswith("/tasks"):
             names = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                      405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",

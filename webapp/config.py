@@ -89,7 +89,7 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask configuration mapping from environment variables."""
     env = os.environ if env is None else env
     environment = environment_name(env.get("ENVIRONMENT"))
-    instance = Path(env.get("AURA_INSTANCE", ROOT / "var"))
+    instance = Path(env.get("AURA_INSTANCE") or ROOT / "var")
     media_root = Path(env.get("MEDIA_ROOT", instance / "media")).resolve()
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'aura.db'}"
     if database_url.startswith("postgres://"):
@@ -99,6 +99,9 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     time_limit = _int(env, "TASK_TIME_LIMIT", 600)
     return {
         "ENVIRONMENT": environment,
+        # Where the run command's web server listens.
+        "HOST": env.get("HOST") or "127.0.0.1",
+        "PORT": _int(env, "PORT", 8000),
         "SECRET_KEY": env.get("SECRET_KEY", DEFAULT_SECRET_KEY),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": redis_url_from(env),

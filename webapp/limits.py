@@ -19,7 +19,18 @@ from flask_limiter.util import get_remote_address
 
 from webapp.catalog import Role
 
-limiter = Limiter(key_func=get_remote_address, headers_enabled=True, swallow_errors=True)
+# No X-RateLimit-* headers on every answer (each costs Redis round trips); a breach gets Retry-After.
+limiter = Limiter(key_func=get_remote_address, headers_enabled=False, swallow_errors=True)
+
+
+def retry_after_seconds() -> int:
+    """Seconds until the breached limit of this request resets (at least 1)."""
+    import time
+
+    current = limiter.current_limit
+    if current is None:
+        return 60
+    return max(1, int(current.reset_at - time.time()) + 1)
 
 
 def init_limits(app: Flask) -> None:
@@ -110,8 +121,11 @@ def check_submission(brief: dict[str, Any], role: Role | str, submitted_by: str)
     if fields:
         raise SubmissionRefused(400, "invalid_request", _("The brief is over your role's limits."), fields)
     cap = current_app.config["MAX_ACTIVE_TASKS_PER_USER"]
-    active = select(RenderTask.id).where(RenderTask.status.in_([s.value for s in ACTIVE_STATES]),
-                                         RenderTask.submitted_by == submitted_by).limit(cap)
+    if cap <= 0:  # 0: no cap
+        return
+    # At most `cap` index entries read (ix_render_tasks_submitter_status), however many tasks wait.
+    active = select(RenderTask.id).where(RenderTask.submitted_by == submitted_by,
+                                         RenderTask.status.in_([s.value for s in ACTIVE_STATES])).limit(cap)
     if len(db.session.scalars(active).all()) >= cap:
         raise SubmissionRefused(429, "too_many_active_tasks",
                                 _("You have %(n)s tasks waiting or running, the most allowed; submit more when "

@@ -5,10 +5,8 @@ from __future__ import annotations
 import posixpath
 
 from flask import Blueprint, abort, current_app, send_from_directory
-from flask_login import current_user
 
-from webapp.api.auth import bearer_token
-from webapp.services.auth import authenticate
+from webapp.access import require_session_or_token
 
 bp = Blueprint("media", __name__)
 PRIVATE_DIRS = {"work", "tmp"}
@@ -17,10 +15,7 @@ PRIVATE_DIRS = {"work", "tmp"}
 @bp.get("/media/<path:filename>")
 def media_file(filename: str):
     """Serve one rendered file to a signed-in user or a valid API token."""
-    if not current_user.is_authenticated:
-        raw = bearer_token()
-        if not raw or authenticate(raw) is None:
-            abort(401)
+    require_session_or_token()
     # Normalize first (x/../work is work), then check: no way up, none into a private folder.
     clean = posixpath.normpath("/" + filename).lstrip("/")
     parts = clean.split("/")

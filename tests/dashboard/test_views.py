@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -16,6 +16,7 @@ from webapp.models import RenderTask
 from webapp.services.validation import BriefError, validate_brief
 from webapp.timeutil import utcnow
 
+HISTORY_ANCHOR = datetime(2026, 3, 10, 9, 0, 0)  # naive UTC, like the database
 PAGES = ["/", "/history", "/settings", "/videos/video_1700000000_abcdef12"]
 
 GOOD_FORM = {
@@ -399,7 +400,9 @@ def test_submit_again_prefills_and_links_both_tasks(client, sign_in, make_task):
 # --- history ---------------------------------------------------------------------------------
 
 def test_history_filters_and_pages(client, sign_in, make_task):
-    base = utcnow() - timedelta(days=3)
+    # A fixed morning, not "three days ago": 25 minutes from then never cross midnight, so the
+    # next day's `since` matches none of them whatever the clock says.
+    base = HISTORY_ANCHOR
     for i in range(25):
         make_task(status="completed" if i % 2 else "failed", priority="high" if i < 5 else "low",
                   created_at=base + timedelta(minutes=i), finished_at=base + timedelta(minutes=i, seconds=30),

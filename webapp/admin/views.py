@@ -13,9 +13,10 @@ from flask import Blueprint, flash, make_response, redirect, render_template, re
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from webapp.access import role_required
 from webapp.admin.forms import control_body, form_value, policy_body
 from webapp.catalog import QUEUES, Role
-from webapp.dashboard.views import is_fragment_request, role_required
+from webapp.dashboard.views import is_fragment_request
 from webapp.services import autoscale, broker
 from webapp.services import workers as fleet
 

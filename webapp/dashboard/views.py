@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,13 +20,13 @@ from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from webapp.access import role_required
 from webapp.catalog import PRIORITIES, QUALITIES, QUEUES, Role, TaskStatus
 from webapp.dashboard import live
 from webapp.dashboard.forms import CUSTOM, RESOLUTION_PRESETS, BriefForm, LoginForm, PasswordForm, TokenForm
-from webapp.extensions import db, htmx, login_manager
+from webapp.extensions import db, htmx
 from webapp.limits import SubmissionRefused, check_submission, login_limits
 from webapp.messages import STAGE_LABELS, stage_line_lookup
-from webapp.models import User
 from webapp.services import auth as auth_service
 from webapp.services import dashboard as board
 from webapp.services import tasks as task_service
@@ -39,44 +38,6 @@ POLL_SECONDS = 2
 ACTIVE_SHOWN = 20
 LANG_COOKIE_DAYS = 365
 TASK_ID = re.compile(r"^video_\d{6,12}_[a-z0-9]{4,16}$")
-
-login_manager.login_view = "dashboard.login"
-login_manager.login_message = _l("Please sign in to see this page.")
-login_manager.login_message_category = "info"
-
-
-@login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    return auth_service.session_user(user_id)
-
-
-@login_manager.unauthorized_handler
-def unauthorized():
-    """Send people to the sign-in page; an htmx poll gets a full-page redirect instead of a swap."""
-    target = url_for("dashboard.login", next=request.full_path.rstrip("?"))
-    if htmx:
-        response = make_response("", 401)
-        response.headers["HX-Redirect"] = target
-        return response
-    flash(login_manager.login_message, login_manager.login_message_category)
-    return redirect(target)
-
-
-def role_required(role: Role) -> Callable:
-    """Decorator: a signed-in user whose role includes `role`, else 403."""
-
-    def decorator(view: Callable) -> Callable:
-        @wraps(view)
-        @login_required
-        def wrapped(*args: Any, **kwargs: Any):
-            if not current_user.can(role):
-                abort(403)
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return decorator
-
 
 def is_fragment_request() -> bool:
     """True for htmx requests that want a fragment (a history restore wants the whole page)."""

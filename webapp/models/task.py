@@ -70,6 +70,7 @@ class RenderTask(db.Model):
         Index("ix_render_tasks_parent", "parent_id"),
         # max(updated_at) is the live board's change stamp.
         Index("ix_render_tasks_updated", "updated_at"),
+        Index("ix_render_tasks_submitter_status", "submitted_by", "status"),
     )
 
     @property

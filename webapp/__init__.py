@@ -87,7 +87,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per area."""
     from webapp.admin.views import bp as admin_bp
+    from webapp.api.metrics import bp as metrics_bp
     from webapp.api.views import bp as api_bp
+    from webapp.api.webhooks import bp as api_webhooks_bp
     from webapp.api.workers import bp as api_workers_bp
     from webapp.dashboard.views import bp as dashboard_bp
     from webapp.health import bp as health_bp
@@ -99,6 +101,12 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(api_webhooks_bp)
+    app.register_blueprint(metrics_bp)
+
+    from webapp.services import metrics
+
+    metrics.init_app(app)
 
 
 def register_errors(app: Flask) -> None:
@@ -109,7 +117,7 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        if request.path.startswith("/tasks"):
+        if request.path.startswith(("/tasks", "/webhooks")):
             names = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                      405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
             message = exc.description or exc.name
@@ -124,6 +132,6 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(500)
     def server_error(exc: Exception):
-        if request.path.startswith("/tasks"):
+        if request.path.startswith(("/tasks", "/webhooks")):
             return api_error(500, "internal_error", "Internal error; it has been logged.")
         return jsonify({"error": "internal_error"}), 500

@@ -22,6 +22,20 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _list(env: Mapping[str, str], name: str) -> list[str]:
+    return [part.strip() for part in (env.get(name) or "").split(",") if part.strip()]
+
+
 def redis_url_from(env: Mapping[str, str]) -> str:
     """REDIS_URL when set, else a URL built from REDIS_HOST/PORT/DB/PASSWORD."""
     if env.get("REDIS_URL"):
@@ -69,6 +83,24 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "RETENTION_DAYS": _int(env, "RETENTION_DAYS", 30),
         "MAX_CONTENT_LENGTH": 64 * 1024,
         "WORKER_OFFLINE_PURGE_SECONDS": _int(env, "WORKER_OFFLINE_PURGE_SECONDS", 3600),
+        # Webhooks: hosts (names, addresses or CIDR ranges) allowed although private or loopback.
+        "WEBHOOK_ALLOWED_HOSTS": _list(env, "WEBHOOK_ALLOWED_HOSTS"),
+        "WEBHOOK_TIMEOUT_SECONDS": _float(env, "WEBHOOK_TIMEOUT_SECONDS", 5.0),
+        # An endpoint failing for this long is disabled (and an alert fires).
+        "WEBHOOK_DISABLE_AFTER_SECONDS": _int(env, "WEBHOOK_DISABLE_AFTER_SECONDS", 3600),
+        # Deliveries are retried with backoff for this long, then marked failed.
+        "WEBHOOK_RETRY_HOURS": _float(env, "WEBHOOK_RETRY_HOURS", 24.0),
+        "WEBHOOK_SWEEP_SECONDS": _float(env, "WEBHOOK_SWEEP_SECONDS", 2.0),
+        # /metrics: any valid API token, or these client addresses / CIDR ranges without one.
+        "METRICS_ALLOWED_IPS": _list(env, "METRICS_ALLOWED_IPS"),
+        "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR", ""),
+        # Alerts of beat's monitor: thresholds and the quiet time before one is sent again.
+        "ALERT_BACKLOG": _int(env, "ALERT_BACKLOG", 100),
+        "ALERT_FAILURE_RATE": _float(env, "ALERT_FAILURE_RATE", 0.2),
+        "ALERT_FAILURE_WINDOW_MINUTES": _int(env, "ALERT_FAILURE_WINDOW_MINUTES", 15),
+        "ALERT_FAILURE_MIN_TASKS": _int(env, "ALERT_FAILURE_MIN_TASKS", 5),
+        "ALERT_COOLDOWN_SECONDS": _int(env, "ALERT_COOLDOWN_SECONDS", 300),
+        "MONITOR_SECONDS": _int(env, "MONITOR_SECONDS", 30),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": environment == "production",

@@ -13,6 +13,7 @@ from webapp.extensions import csrf
 from webapp.messages import localized_message
 from webapp.services import queues as queue_service
 from webapp.services import tasks as task_service
+from webapp.services import webhooks
 from webapp.services.validation import BriefError, validate_brief
 
 bp = Blueprint("api", __name__, url_prefix="/tasks")
@@ -45,12 +46,29 @@ def read_json_body() -> object:
         raise BriefError({"body": str(exc)}, _("The body is not valid JSON.")) from None
 
 
+def split_callback(body: object) -> tuple[str, str] | None:
+    """Take the optional top-level `callback_url` out of a submit body: (endpoint id, url) of the
+    enabled registered endpoint with its origin; BriefError when there is none."""
+    if not isinstance(body, dict) or "callback_url" not in body:
+        return None
+    url = body.pop("callback_url")
+    if url is None:
+        return None
+    try:
+        endpoint = webhooks.endpoint_for_callback(url)
+    except webhooks.WebhookError as exc:
+        raise BriefError(exc.fields, exc.message) from None
+    return endpoint.id, url
+
+
 @bp.post("/video/async")
 @require_role(Role.OPERATOR)
 def video_submit():
     """Submit a brief: 202 with the new task, 200 when an Idempotency-Key replays one."""
     try:
-        brief = validate_brief(read_json_body())
+        body = read_json_body()
+        callback = split_callback(body)
+        brief = validate_brief(body)
     except BriefError as exc:
         return api_error(400, "invalid_request", exc.message, exc.fields)
     key = (request.headers.get("Idempotency-Key") or "").strip() or None
@@ -58,7 +76,8 @@ def video_submit():
         return api_error(400, "invalid_request", _("Idempotency-Key is too long (128 at most)."),
                          {"Idempotency-Key": _("At most 128 characters.")})
     try:
-        task, created = task_service.submit(brief, submitted_by=_principal(), idempotency_key=key)
+        task, created = task_service.submit(brief, submitted_by=_principal(), idempotency_key=key,
+                                            callback=callback)
     except task_service.IdempotencyConflict as exc:
         return api_error(409, "idempotency_conflict",
                          _("This Idempotency-Key was used for a different request (task %(id)s).", id=exc.task_id))

@@ -18,13 +18,13 @@ from sqlalchemy import func, select
 
 from webapp.catalog import TaskStatus
 from webapp.extensions import db
-from webapp.models import RenderTask
+from webapp.models import RenderTask, WebhookEndpoint
 from webapp.services import alerts, broker
 from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 ALERTS_KEY = "aura:alerts"
-KINDS = {"backlog", "failure_rate"}
+KINDS = {"backlog", "failure_rate", "webhook_disabled"}
 
 
 def observe() -> tuple[dict[str, tuple[str, dict[str, Any]]], set[str]]:
@@ -52,6 +52,11 @@ def observe() -> tuple[dict[str, tuple[str, dict[str, Any]]], set[str]]:
         observed["failure_rate"] = ("failure_rate", {"failed": failed, "finished": finished,
                                                      "rate": round(failed / finished, 3), "limit": rate_limit,
                                                      "window_minutes": window})
+    for endpoint in db.session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(False),
+                                                                     WebhookEndpoint.disabled_reason.is_not(None))):
+        observed[f"webhook_disabled:{endpoint.id}"] = ("webhook_disabled", {
+            "endpoint_id": endpoint.id, "url": endpoint.url, "error": endpoint.disabled_reason})
+    db.session.rollback()
     # With the broker unreachable, backlog alerts stay as they are rather than resolve blind.
     return observed, (KINDS if depths is not None else KINDS - {"backlog"})
 

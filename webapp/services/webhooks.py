@@ -474,6 +474,9 @@ def deliver(delivery_id: str) -> str:
                     .values(enabled=False, updated_at=done,
                             disabled_reason=f"Failing since {iso(endpoint.failing_since)}: {error}"[:255])
                 ).rowcount)
+        if disable:
+            values.update(status="failed", next_attempt_at=None)
+            retry_in = None
         conn.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**values))
         if disable:
             alerts.fire(conn, f"webhook_disabled:{endpoint.id}", "webhook_disabled",

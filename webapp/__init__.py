@@ -87,6 +87,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per area."""
     from webapp.admin.views import bp as admin_bp
+    from webapp.api.batches import bp as api_batches_bp
     from webapp.api.metrics import bp as metrics_bp
     from webapp.api.views import bp as api_bp
     from webapp.api.webhooks import bp as api_webhooks_bp
@@ -102,6 +103,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(api_webhooks_bp)
+    app.register_blueprint(api_batches_bp)
     app.register_blueprint(metrics_bp)
 
     from webapp.services import metrics

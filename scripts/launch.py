@@ -4,6 +4,7 @@ an upgraded database) and a small process supervisor that stops everything warm 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +43,11 @@ def prepare_environment(need_redis: bool) -> tuple[dict[str, str], RedisProcess 
     env = dict(os.environ)
     env.setdefault("AURA_INSTANCE", str(instance))
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    # Prometheus multiprocess mode: gunicorn and the workers share a directory emptied at start.
+    metrics_dir = Path(env.get("PROMETHEUS_MULTIPROC_DIR") or instance / "prometheus")
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     server = None
     if need_redis:
         env["REDIS_URL"], server = choose_redis(env, instance)

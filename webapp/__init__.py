@@ -92,6 +92,7 @@ def register_blueprints(app: Flask) -> None:
     from webapp.api.views import bp as api_bp
     from webapp.api.webhooks import bp as api_webhooks_bp
     from webapp.api.workers import bp as api_workers_bp
+    from webapp.dashboard.ops import bp as ops_bp
     from webapp.dashboard.views import bp as dashboard_bp
     from webapp.health import bp as health_bp
     from webapp.media import bp as media_bp
@@ -105,6 +106,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_webhooks_bp)
     app.register_blueprint(api_batches_bp)
     app.register_blueprint(metrics_bp)
+    app.register_blueprint(ops_bp)
 
     from webapp.services import metrics
 

@@ -79,13 +79,17 @@ def active() -> list[AlertState]:
 
 
 def describe(alert: AlertState) -> str:
-    """One English line for an alert (pages translate the template around it)."""
+    """One line for an alert, in the reader's language."""
+    from flask_babel import gettext as _
+
     d = alert.details or {}
     if alert.kind == "backlog":
-        return f"Backlog on {d.get('queue')}: {d.get('waiting')} waiting (limit {d.get('limit')})"
+        return _("Backlog on %(queue)s: %(waiting)s waiting (limit %(limit)s)",
+                 queue=d.get("queue"), waiting=d.get("waiting"), limit=d.get("limit"))
     if alert.kind == "failure_rate":
-        return (f"Failure rate {round(100 * d.get('rate', 0))}% over the last {d.get('window_minutes')} min "
-                f"({d.get('failed')} of {d.get('finished')}, limit {round(100 * d.get('limit', 0))}%)")
+        return _("Failure rate %(rate)s%% over the last %(window)s min (%(failed)s of %(finished)s, limit %(limit)s%%)",
+                 rate=round(100 * d.get("rate", 0)), window=d.get("window_minutes"), failed=d.get("failed"),
+                 finished=d.get("finished"), limit=round(100 * d.get("limit", 0)))
     if alert.kind == "webhook_disabled":
-        return f"Webhook {d.get('url')} disabled after failing: {d.get('error')}"
+        return _("Webhook %(url)s disabled after failing: %(error)s", url=d.get("url"), error=d.get("error"))
     return alert.kind

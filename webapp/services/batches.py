@@ -192,3 +192,83 @@ def recent(limit: int = 5) -> list[TaskBatch]:
 
 def count() -> int:
     return db.session.scalar(select(func.count()).select_from(TaskBatch)) or 0
+
+
+# --- files of briefs (the dashboard's upload) ---------------------------------------------------------
+
+CSV_COLUMNS = ("theme_id", "keywords_id", "target_duration_id", "user_description_id", "priority",
+               "quality", "resolution", "seed")
+UPLOAD_TTL = 3600
+
+
+def briefs_from_file(name: str, data: bytes) -> list[Any]:
+    """Briefs of a JSON file (a list, or {"briefs": [...]}) or a CSV file with a header row of
+    CSV_COLUMNS (keywords separated by ; or |). Raises BatchError when the file cannot be read."""
+    import csv
+    import io
+    import json
+
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BatchError(_("The file is not UTF-8 text."), {"file": _("UTF-8 expected")}) from None
+    if name.lower().endswith(".json") or text.lstrip().startswith(("[", "{")):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BatchError(_("The file is not valid JSON (%(e)s).", e=str(exc)), {"file": _("invalid JSON")}) from None
+        briefs = parsed.get("briefs") if isinstance(parsed, dict) else parsed
+        if not isinstance(briefs, list):
+            raise BatchError(_("A JSON file holds a list of briefs."), {"file": _("list expected")})
+        return briefs
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in ("theme_id", "keywords_id", "target_duration_id") if c not in (reader.fieldnames or [])]
+    if missing:
+        raise BatchError(_("The CSV header lacks: %(c)s.", c=", ".join(missing)), {"file": _("missing columns")})
+    briefs = []
+    for row in reader:
+        brief: dict[str, Any] = {}
+        for column in ("theme_id", "user_description_id", "priority"):
+            if (row.get(column) or "").strip():
+                brief[column] = row[column].strip()
+        brief["keywords_id"] = [k.strip() for k in (row.get("keywords_id") or "").replace("|", ";").split(";")
+                                if k.strip()]
+        duration = (row.get("target_duration_id") or "").strip()
+        brief["target_duration_id"] = int(duration) if duration.isdigit() else duration
+        config: dict[str, Any] = {}
+        for column in ("quality", "resolution"):
+            if (row.get(column) or "").strip():
+                config[column] = row[column].strip()
+        seed = (row.get("seed") or "").strip()
+        if seed:
+            config["seed"] = int(seed) if seed.isdigit() else seed
+        if config:
+            brief["config"] = config
+        briefs.append(brief)
+    return briefs
+
+
+def stash_upload(checked: Checked) -> str:
+    """Keep the validated briefs of an upload in Redis until the operator queues them."""
+    import json
+
+    from webapp.services.broker import redis_client
+
+    key = secrets.token_urlsafe(16)
+    redis_client().set(f"aura:batch-upload:{key}", json.dumps([b for _i, b in checked.valid], ensure_ascii=False),
+                       ex=UPLOAD_TTL)
+    return key
+
+
+def take_upload(key: str) -> Checked | None:
+    """The stashed briefs (once), as a batch of mode "each"; None when expired or unknown."""
+    import json
+
+    from webapp.services.broker import redis_client
+
+    if not key or len(key) > 64:
+        return None
+    raw = redis_client().getdel(f"aura:batch-upload:{key}")
+    if raw is None:
+        return None
+    return Checked("each", valid=list(enumerate(json.loads(raw))))

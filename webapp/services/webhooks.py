@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import current_app
+from flask import current_app, has_app_context
 from sqlalchemy import delete, or_, select, update
 
 from webapp.catalog import TaskName
@@ -388,6 +388,8 @@ def publish_pending() -> int:
     if not ids:
         return 0
     _pending.ids = []
+    if not has_app_context():  # e.g. a lease heartbeat thread: the sweep publishes them
+        return 0
     sent = 0
     for delivery_id in ids:
         if not dispatch.send(TaskName.WEBHOOK_DELIVER, [delivery_id], priority="high"):

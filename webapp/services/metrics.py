@@ -9,12 +9,11 @@ multiprocess mode).
 from __future__ import annotations
 
 import ipaddress
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
@@ -160,7 +159,7 @@ _state_collector = StateCollector()
 
 def exposition() -> bytes:
     """The text of /metrics: this process's (or every process's) samples plus the state gauges."""
-    multiproc = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    multiproc = current_app.config.get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc:
         from prometheus_client import multiprocess
 

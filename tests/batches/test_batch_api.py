@@ -52,6 +52,11 @@ def test_each_mode_accepts_valid_briefs_and_publishes_with_priority(client, make
     assert listed["count"] == 3 and listed["counts"] == {"queued": 3} and listed["done"] is False
     assert [t["task_id"] for t in listed["tasks"]] == [t["task_id"] for t in body["tasks"]]
     assert client.get("/tasks/batches/batch_nope", headers=operator).status_code == 404
+    status = client.get(f"/tasks/status/{body['tasks'][0]['task_id']}", headers=operator).get_json()
+    assert status["request"] == {**small_brief(priority="urgent"), "user_description_id": status["request"]["user_description_id"]}
+    assert status["priority"] == "urgent" and status["cancel_requested"] is False and status["created_at"]
+    events = client.get(f"/tasks/{body['tasks'][0]['task_id']}/events", headers=operator).get_json()["events"]
+    assert events[0]["kind"] == "created" and events[0]["data"]["batch_id"] == body["batch_id"]
 
 
 def test_idempotency_key_replays_a_batch(client, make_token):

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp.catalog import VIDEO_QUEUE, TaskStatus
@@ -131,14 +131,17 @@ def submit(checked: Checked, *, submitted_by: str | None, idempotency_key: str |
                        "priority": brief["priority"], "estimated_duration": estimate})
     body = {"batch_id": batch_id, "mode": checked.mode, "count": len(answer), "tasks": answer,
             "errors": checked.errors, "timestamp": api_timestamp()}
+    # Bind values are converted before the write lock is taken: the lock covers only the writes.
+    statements = [_prepared(TaskBatch.__table__, [dict(
+        id=batch_id, mode=checked.mode, size=len(answer), submitted_by=submitted_by,
+        idempotency_key=idempotency_key, request_hash=fingerprint, response=body, created_at=now)])]
+    statements += [_prepared(RenderTask.__table__, tasks), _prepared(TaskEvent.__table__, events),
+                   _prepared(BatchItem.__table__, items)]
     try:
         with write_lock():
-            db.session.execute(insert(TaskBatch.__table__), [dict(
-                id=batch_id, mode=checked.mode, size=len(answer), submitted_by=submitted_by,
-                idempotency_key=idempotency_key, request_hash=fingerprint, response=body, created_at=now)])
-            db.session.execute(insert(RenderTask.__table__), tasks)
-            db.session.execute(insert(TaskEvent.__table__), events)
-            db.session.execute(insert(BatchItem.__table__), items)
+            connection = db.session.connection()
+            for sql, params in statements:
+                connection.exec_driver_sql(sql, params)
             db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -159,6 +162,21 @@ def submit(checked: Checked, *, submitted_by: str | None, idempotency_key: str |
         for row in answer:
             row["status"] = TaskStatus.PENDING.value
     return body, True
+
+
+def _prepared(table: Any, rows: list[dict[str, Any]]) -> tuple[str, list[tuple]]:
+    """An INSERT for the driver's executemany, with every value already converted by its column
+    type (datetimes, JSON, booleans) for this database."""
+    dialect = db.engine.dialect
+    columns = list(rows[0])
+    processors = [table.c[name].type.bind_processor(dialect) for name in columns]
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (f"INSERT INTO {dialect.identifier_preparer.quote(table.name)} "
+           f"({', '.join(dialect.identifier_preparer.quote(c) for c in columns)}) "
+           f"VALUES ({', '.join([mark] * len(columns))})")
+    params = [tuple(value if proc is None else proc(value)
+                    for proc, value in zip(processors, (row[c] for c in columns), strict=True)) for row in rows]
+    return sql, params
 
 
 def _replay(key: str, fingerprint: str) -> dict | None:

@@ -16,5 +16,8 @@ def deliver(delivery_id: str) -> str:
 
 @shared_task(name=TaskName.WEBHOOK_SWEEP)
 def sweep() -> int:
-    """Publish due deliveries nobody published (a process died after its commit) or retried."""
+    """Publish due deliveries nobody published (a process died after its commit) or retried;
+    once an hour also forget deliveries and batches past the retention period."""
+    if webhooks.cleanup_due():
+        webhooks.cleanup()
     return webhooks.sweep()

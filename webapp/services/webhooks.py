@@ -509,6 +509,35 @@ def sweep(limit: int = SWEEP_BATCH) -> int:
     return publish_pending()
 
 
+CLEANUP_KEY = "aura:webhooks:cleanup"
+
+
+def cleanup(max_age_days: int | None = None) -> dict[str, int]:
+    """Forget finished deliveries, batches and callbacks past the retention period (RETENTION_DAYS)."""
+    from webapp.models import TaskBatch
+
+    days = current_app.config["RETENTION_DAYS"] if max_age_days is None else max_age_days
+    cutoff = utcnow() - timedelta(days=days)
+    with write_lock():
+        deliveries = db.session.execute(
+            delete(WebhookDelivery).where(WebhookDelivery.status != "pending", WebhookDelivery.created_at < cutoff)
+            .execution_options(synchronize_session=False)).rowcount
+        batches = db.session.execute(delete(TaskBatch).where(TaskBatch.created_at < cutoff)
+                                     .execution_options(synchronize_session=False)).rowcount
+        callbacks = db.session.execute(
+            delete(TaskCallback).where(TaskCallback.task_id.not_in(select(RenderTask.id)))
+            .execution_options(synchronize_session=False)).rowcount
+        db.session.commit()
+    return {"deliveries": deliveries, "batches": batches, "callbacks": callbacks}
+
+
+def cleanup_due(every_seconds: int = 3600) -> bool:
+    """True for one caller an hour (a Redis key with a TTL)."""
+    from webapp.services.broker import redis_client
+
+    return bool(redis_client().set(CLEANUP_KEY, "1", nx=True, ex=every_seconds))
+
+
 def redeliver(delivery: WebhookDelivery) -> None:
     """Send a delivery again (an admin's request), whatever its state."""
     now = utcnow()

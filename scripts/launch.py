@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,6 +62,11 @@ def prepare_environment(need_redis: bool) -> tuple[dict[str, str], RedisProcess 
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     if not env.get("SECRET_KEY"):
         env["SECRET_KEY"] = instance_secret_key(instance)
+    # Prometheus multiprocess mode: gunicorn and the workers share a directory emptied at start.
+    metrics_dir = Path(env.get("PROMETHEUS_MULTIPROC_DIR") or instance / "prometheus")
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     server = None
     if need_redis:
         env["REDIS_URL"], server = choose_redis(env, instance)

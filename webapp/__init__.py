@@ -91,9 +91,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per area."""
     from webapp.admin.views import bp as admin_bp
+    from webapp.api.batches import bp as api_batches_bp
     from webapp.api.docs import bp as api_docs_bp
+    from webapp.api.metrics import bp as metrics_bp
     from webapp.api.views import bp as api_bp
+    from webapp.api.webhooks import bp as api_webhooks_bp
     from webapp.api.workers import bp as api_workers_bp
+    from webapp.dashboard.ops import bp as ops_bp
     from webapp.dashboard.views import bp as dashboard_bp
     from webapp.health import bp as health_bp
     from webapp.media import bp as media_bp
@@ -105,6 +109,14 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(api_docs_bp)
+    app.register_blueprint(api_webhooks_bp)
+    app.register_blueprint(api_batches_bp)
+    app.register_blueprint(metrics_bp)
+    app.register_blueprint(ops_bp)
+
+    from webapp.services import metrics
+
+    metrics.init_app(app)
 
 
 #: No inline script anywhere (scripts are static files); style attributes stay (progress bars).
@@ -148,7 +160,7 @@ def register_errors(app: Flask) -> None:
         return response
 
     def _http_error(exc: HTTPException):
-        if request.path.startswith("/tasks"):
+        if request.path.startswith(("/tasks", "/webhooks")):
             names = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                      405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
                      429: "rate_limited"}
@@ -166,6 +178,6 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(500)
     def server_error(exc: Exception):
-        if request.path.startswith("/tasks"):
+        if request.path.startswith(("/tasks", "/webhooks")):
             return api_error(500, "internal_error", "Internal error; it has been logged.")
         return jsonify({"error": "internal_error"}), 500

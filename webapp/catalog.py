@@ -114,6 +114,8 @@ class TaskName:
     MONITOR = "aura.monitoring.check"
     AUTOSCALE = "aura.monitoring.autoscale"
     PING = "aura.default.ping"
+    WEBHOOK_DELIVER = "aura.webhooks.deliver"
+    WEBHOOK_SWEEP = "aura.webhooks.sweep"
 
 
 #: Pipeline stages in order, with the message the task row shows while each runs.
@@ -146,4 +148,6 @@ TASK_QUEUES: dict[str, str] = {
     TaskName.MONITOR: "monitoring",
     TaskName.AUTOSCALE: "monitoring",
     TaskName.PING: "default",
+    TaskName.WEBHOOK_DELIVER: "default",
+    TaskName.WEBHOOK_SWEEP: "default",
 }

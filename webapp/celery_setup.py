@@ -76,8 +76,15 @@ def celery_config(config: Mapping[str, Any]) -> dict[str, Any]:
             },
             "monitor": {
                 "task": TaskName.MONITOR,
-                "schedule": timedelta(seconds=30),
-                "options": {"expires": 30},
+                "schedule": timedelta(seconds=config.get("MONITOR_SECONDS", 30)),
+                "options": {"expires": config.get("MONITOR_SECONDS", 30)},
+            },
+            # Publishes webhook deliveries that are due and that no process published (it died
+            # between its commit and its publish, or a retry's backoff is over).
+            "webhook-sweep": {
+                "task": TaskName.WEBHOOK_SWEEP,
+                "schedule": timedelta(seconds=config.get("WEBHOOK_SWEEP_SECONDS", 2.0)),
+                "options": {"expires": max(2.0, config.get("WEBHOOK_SWEEP_SECONDS", 2.0) * 2)},
             },
             "autoscale": {
                 "task": TaskName.AUTOSCALE,

@@ -38,6 +38,8 @@ def _size(env: Mapping[str, str], name: str, default: str) -> str:
     if not (sep and width.isascii() and width.isdigit() and height.isascii() and height.isdigit()):
         raise RuntimeError(f"{name} must be WIDTHxHEIGHT, got {raw!r}")
     return raw
+def _list(env: Mapping[str, str], name: str) -> list[str]:
+    return [part.strip() for part in (env.get(name) or "").split(",") if part.strip()]
 
 
 def redis_url_from(env: Mapping[str, str]) -> str:
@@ -123,6 +125,24 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "RETENTION_DAYS": _int(env, "RETENTION_DAYS", 30),
         "MAX_CONTENT_LENGTH": 64 * 1024,
         "WORKER_OFFLINE_PURGE_SECONDS": _int(env, "WORKER_OFFLINE_PURGE_SECONDS", 3600),
+        # Webhooks: hosts (names, addresses or CIDR ranges) allowed although private or loopback.
+        "WEBHOOK_ALLOWED_HOSTS": _list(env, "WEBHOOK_ALLOWED_HOSTS"),
+        "WEBHOOK_TIMEOUT_SECONDS": _float(env, "WEBHOOK_TIMEOUT_SECONDS", 5.0),
+        # An endpoint failing for this long is disabled (and an alert fires).
+        "WEBHOOK_DISABLE_AFTER_SECONDS": _int(env, "WEBHOOK_DISABLE_AFTER_SECONDS", 3600),
+        # Deliveries are retried with backoff for this long, then marked failed.
+        "WEBHOOK_RETRY_HOURS": _float(env, "WEBHOOK_RETRY_HOURS", 24.0),
+        "WEBHOOK_SWEEP_SECONDS": _float(env, "WEBHOOK_SWEEP_SECONDS", 2.0),
+        # /metrics: any valid API token, or these client addresses / CIDR ranges without one.
+        "METRICS_ALLOWED_IPS": _list(env, "METRICS_ALLOWED_IPS"),
+        "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR", ""),
+        # Alerts of beat's monitor: thresholds and the quiet time before one is sent again.
+        "ALERT_BACKLOG": _int(env, "ALERT_BACKLOG", 100),
+        "ALERT_FAILURE_RATE": _float(env, "ALERT_FAILURE_RATE", 0.2),
+        "ALERT_FAILURE_WINDOW_MINUTES": _int(env, "ALERT_FAILURE_WINDOW_MINUTES", 15),
+        "ALERT_FAILURE_MIN_TASKS": _int(env, "ALERT_FAILURE_MIN_TASKS", 5),
+        "ALERT_COOLDOWN_SECONDS": _int(env, "ALERT_COOLDOWN_SECONDS", 300),
+        "MONITOR_SECONDS": _int(env, "MONITOR_SECONDS", 30),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Secure cookies in production unless configured (the local run command serves plain http).

@@ -1,4 +1,9 @@
-"""Alerts on queue backlog and failure rate, computed from the task rows and broker depths."""
+"""Alerts on queue backlog and failure rate, computed from the task rows and broker depths.
+
+Beat runs `check` every MONITOR_SECONDS; the alert state (fired, resolved, cooldown) lives in the
+database (webapp.services.alerts), and every change is sent as an alert.fired / alert.resolved
+webhook event.
+"""
 
 from __future__ import annotations
 
@@ -13,40 +18,60 @@ from sqlalchemy import func, select
 
 from webapp.catalog import TaskStatus
 from webapp.extensions import db
-from webapp.models import RenderTask
-from webapp.services import broker
+from webapp.models import RenderTask, WebhookEndpoint
+from webapp.services import alerts, broker
 from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 ALERTS_KEY = "aura:alerts"
+KINDS = {"backlog", "failure_rate", "webhook_disabled"}
 
 
-def check() -> dict[str, Any]:
-    """Compute alerts, log them and keep the latest set in Redis for the pages."""
+def observe() -> tuple[dict[str, tuple[str, dict[str, Any]]], set[str]]:
+    """The conditions that hold now, by alert key, and the kinds that could be evaluated."""
     cfg = current_app.config
     now = utcnow()
-    alerts: list[dict[str, Any]] = []
-    depths = broker.queue_depths() or {}
+    observed: dict[str, tuple[str, dict[str, Any]]] = {}
+    depths = broker.queue_depths()
     backlog_limit = cfg.get("ALERT_BACKLOG", 100)
-    for queue, levels in depths.items():
+    for queue, levels in (depths or {}).items():
         waiting = sum(levels.values())
         if waiting > backlog_limit:
-            alerts.append({"kind": "backlog", "queue": queue, "waiting": waiting, "limit": backlog_limit})
+            observed[f"backlog:{queue}"] = ("backlog", {"queue": queue, "waiting": waiting, "limit": backlog_limit})
+    window = cfg.get("ALERT_FAILURE_WINDOW_MINUTES", 15)
     rows = dict(db.session.execute(
         select(RenderTask.status, func.count())
-        .where(RenderTask.finished_at >= now - timedelta(minutes=15),
+        .where(RenderTask.finished_at >= now - timedelta(minutes=window),
                RenderTask.status.in_([TaskStatus.COMPLETED.value, TaskStatus.FAILED.value]))
         .group_by(RenderTask.status)).all())
+    db.session.rollback()
     finished = sum(rows.values())
     failed = rows.get(TaskStatus.FAILED.value, 0)
     rate_limit = cfg.get("ALERT_FAILURE_RATE", 0.2)
-    if finished >= 5 and failed / finished > rate_limit:
-        alerts.append({"kind": "failure_rate", "failed": failed, "finished": finished,
-                       "rate": round(failed / finished, 3), "limit": rate_limit})
-    for alert in alerts:
-        log.warning("ALERT %s", alert)
+    if finished >= cfg.get("ALERT_FAILURE_MIN_TASKS", 5) and failed / finished > rate_limit:
+        observed["failure_rate"] = ("failure_rate", {"failed": failed, "finished": finished,
+                                                     "rate": round(failed / finished, 3), "limit": rate_limit,
+                                                     "window_minutes": window})
+    for endpoint in db.session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(False),
+                                                                     WebhookEndpoint.disabled_reason.is_not(None))):
+        observed[f"webhook_disabled:{endpoint.id}"] = ("webhook_disabled", {
+            "endpoint_id": endpoint.id, "url": endpoint.url, "error": endpoint.disabled_reason})
+    db.session.rollback()
+    # With the broker unreachable, backlog alerts stay as they are rather than resolve blind.
+    return observed, (KINDS if depths is not None else KINDS - {"backlog"})
+
+
+def check() -> dict[str, Any]:
+    """Evaluate the alerts, record changes (and send them), keep the set in Redis for old readers."""
+    observed, kinds = observe()
+    changes = alerts.reconcile(observed, kinds)
+    current = [{"kind": kind, **details} for kind, details in observed.values()]
+    for key in changes["fired"]:
+        log.warning("ALERT fired %s %s", key, observed[key][1])
+    for key in changes["resolved"]:
+        log.warning("ALERT resolved %s", key)
     try:
-        broker.redis_client().set(ALERTS_KEY, json.dumps({"at": now.isoformat(), "alerts": alerts}), ex=300)
+        broker.redis_client().set(ALERTS_KEY, json.dumps({"at": utcnow().isoformat(), "alerts": current}), ex=300)
     except redis.RedisError:
         pass
-    return {"alerts": alerts}
+    return {"alerts": current, **changes}

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from webapp.catalog import STAGE_MESSAGES, STAGE_TASKS, TaskName, TaskStatus
 from webapp.extensions import db
 from webapp.models import RenderTask
-from webapp.services import dispatch, lifecycle, reconcile
+from webapp.services import dispatch, lifecycle, metrics, reconcile
 from worker import monitoring
 from worker.pipeline import BadBrief, Cancelled
 from worker.stages import Orchestrator, run_stage_task, stage_kind
@@ -83,6 +83,10 @@ def generate(self: Any, task_id: str, attempt: int) -> str:
             how = "reused from an earlier attempt" if info["reused"] else f"done in {info['seconds']}s"
             lifecycle.record_event(claimed.task_id, "stage", f"{stage_id} {how} by {info['by']}",
                                    {"stage": stage_id, **info})
+            if not info["reused"]:
+                config = claimed.request.get("config", {})
+                metrics.observe_stage(stage_id, config.get("quality", ""), config.get("resolution", ""),
+                                      float(info["seconds"]))
 
         outcome = "lost"
         try:

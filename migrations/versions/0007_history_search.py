@@ -7,14 +7,14 @@ index in step by itself (SQLite: triggers into an FTS5 table; PostgreSQL: a gene
 a pg_trgm GIN index), so rows written by any path are found. Existing rows are indexed here.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02 00:45:00
 
 """
 from alembic import op
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

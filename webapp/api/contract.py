@@ -80,6 +80,9 @@ class BriefIn(Strict):
     user_description_id: str | None = Field("", max_length=rules.MAX_DESCRIPTION)
     priority: Literal[tuple(PRIORITIES)] = "normal"  # type: ignore[valid-type]
     config: BriefConfigIn | None = None
+    callback_url: str | None = Field(None, max_length=2048,
+                                     description="this task's webhook target: must have the origin of an enabled "
+                                                 "registered endpoint, whose secret signs it")
 
 
 class SubmitOut(Shape):

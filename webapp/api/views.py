@@ -17,6 +17,7 @@ from webapp.limits import SubmissionRefused, check_submission
 from webapp.messages import localized_message
 from webapp.services import queues as queue_service
 from webapp.services import tasks as task_service
+from webapp.services import webhooks
 from webapp.services.validation import BriefError, has_surrogates, validate_brief
 
 bp = Blueprint("api", __name__, url_prefix="/tasks")
@@ -61,6 +62,21 @@ def read_json_body() -> object:
     return body
 
 
+def split_callback(body: object) -> tuple[str, str] | None:
+    """Take the optional top-level `callback_url` out of a submit body: (endpoint id, url) of the
+    enabled registered endpoint with its origin; BriefError when there is none."""
+    if not isinstance(body, dict) or "callback_url" not in body:
+        return None
+    url = body.pop("callback_url")
+    if url is None:
+        return None
+    try:
+        endpoint = webhooks.endpoint_for_callback(url)
+    except webhooks.WebhookError as exc:
+        raise BriefError(exc.fields, exc.message) from None
+    return endpoint.id, url
+
+
 def brief_errors(raw: object) -> dict[str, str] | None:
     """The brief's own (translated) messages for a body the model refuses."""
     try:
@@ -77,6 +93,7 @@ def brief_errors(raw: object) -> dict[str, str] | None:
 def video_submit(body: c.BriefIn, raw_body: object):
     """Submit a brief: 202 with the new task, 200 when an Idempotency-Key replays one."""
     try:
+        callback = split_callback(raw_body)
         brief = validate_brief(raw_body)
     except BriefError as exc:
         return api_error(400, "invalid_request", exc.message, exc.fields)
@@ -95,7 +112,8 @@ def video_submit(body: c.BriefIn, raw_body: object):
             response.headers["Retry-After"] = str(ACTIVE_RETRY_SECONDS)
         return response
     try:
-        task, created = task_service.submit(brief, submitted_by=_principal(), idempotency_key=key)
+        task, created = task_service.submit(brief, submitted_by=_principal(), idempotency_key=key,
+                                            callback=callback)
     except task_service.IdempotencyConflict as exc:
         return api_error(409, "idempotency_conflict",
                          _("This Idempotency-Key was used for a different request (task %(id)s).", id=exc.task_id))

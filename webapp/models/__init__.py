@@ -2,7 +2,16 @@
 
 from webapp.models.task import RenderTask, TaskEvent
 from webapp.models.users import ApiToken, User
+from webapp.models.webhooks import (
+    AlertState,
+    BatchItem,
+    TaskBatch,
+    TaskCallback,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from webapp.models.workers import AutoscalePolicy, FleetSupervisor, ScalingDecision, WorkerAudit, WorkerPool, WorkerSlot
 
-__all__ = ["ApiToken", "AutoscalePolicy", "FleetSupervisor", "RenderTask", "ScalingDecision", "TaskEvent",
+__all__ = ["AlertState", "ApiToken", "BatchItem", "TaskBatch", "TaskCallback", "WebhookDelivery", "WebhookEndpoint",
+           "AutoscalePolicy", "FleetSupervisor", "RenderTask", "ScalingDecision", "TaskEvent",
            "User", "WorkerAudit", "WorkerPool", "WorkerSlot"]

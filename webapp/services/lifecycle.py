@@ -24,6 +24,7 @@ from webapp.catalog import WAITING_STATES, TaskStatus
 from webapp.dblock import write_lock
 from webapp.extensions import db
 from webapp.models import RenderTask, TaskEvent
+from webapp.services import notify
 from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,12 @@ def claim(task_id: str, attempt: int, owner: str) -> Claim | str:
             )
             _insert_events(conn, _event(task_id, "cancelled", "Cancelled before it started",
                                         TaskStatus.CANCELLED.value))
-            return "cancelled"
-        return f"lost claim: status={row.status} attempt={row.attempt} (message attempt {attempt})"
+            notify.task_changed(conn, task_id, "task.cancelled")
+            outcome = "cancelled"
+        else:
+            outcome = f"lost claim: status={row.status} attempt={row.attempt} (message attempt {attempt})"
+    notify.after_commit()
+    return outcome
 
 
 class LeaseKeeper:
@@ -113,6 +118,7 @@ class LeaseKeeper:
         self._last_renew = time.monotonic()
         self._pending_progress: dict[str, Any] | None = None
         self._last_progress_write = 0.0
+        self._last_stage: str | None = None
         self._lock = threading.Lock()
 
     def __enter__(self) -> LeaseKeeper:
@@ -147,6 +153,7 @@ class LeaseKeeper:
         if time.monotonic() - self._last_renew > self.lease_seconds / 3:
             values["lease_expires_at"] = now + timedelta(seconds=self.lease_seconds)
             self._last_renew = time.monotonic()
+        stage_changed = values.get("stage") not in (None, self._last_stage)
         with write_lock(self.db_uri), self.engine.begin() as conn:
             done = conn.execute(
                 update(RenderTask)
@@ -154,6 +161,10 @@ class LeaseKeeper:
                        RenderTask.status == TaskStatus.PROCESSING.value)
                 .values(**values)
             ).rowcount
+            if done and stage_changed:
+                self._last_stage = values["stage"]
+                notify.task_changed(conn, self.claim.task_id, "task.progress")
+        notify.after_commit()
         if not done:
             self.lease_lost = True
 
@@ -222,6 +233,8 @@ def complete(claim: Claim, result: dict[str, Any], publish_files: Callable[[], N
         _insert_events(conn, _event(claim.task_id, "completed", "Video ready",
                                     TaskStatus.COMPLETED.value,
                                     {"attempt": claim.attempt, "seconds": round(time.monotonic() - claim.started_at, 2)}))
+        notify.task_changed(conn, claim.task_id, "task.completed")
+    notify.after_commit()
     return True
 
 
@@ -243,6 +256,8 @@ def finish_cancelled(claim: Claim) -> bool:
         if done:
             _insert_events(conn, _event(claim.task_id, "cancelled", "Stopped while running",
                                         TaskStatus.CANCELLED.value, {"attempt": claim.attempt}))
+            notify.task_changed(conn, claim.task_id, "task.cancelled")
+    notify.after_commit()
     return bool(done)
 
 
@@ -268,16 +283,27 @@ def fail_or_retry(claim: Claim, exc: BaseException, stage: str | None, retryable
                                             f"Attempt {claim.attempt} failed at {stage}: {error['message']}",
                                             TaskStatus.RETRY.value,
                                             {"attempt": claim.attempt, "delay": delay, "error": error}))
-                return TaskStatus.RETRY.value
-            return "lost"
-        done = conn.execute(
-            update(RenderTask).where(*_holder(claim))
-            .values(status=TaskStatus.FAILED.value, error=error, finished_at=now, updated_at=now,
-                    lease_owner=None, lease_expires_at=None,
-                    message=f"Failed at {stage or 'start'}: {error['message']}"[:255])
-        ).rowcount
-        if done:
-            _insert_events(conn, _event(claim.task_id, "failed", f"{error['type']}: {error['message']}",
-                                        TaskStatus.FAILED.value, {"attempt": claim.attempt, "error": error}))
-            return TaskStatus.FAILED.value
-    return "lost"
+                notify.task_changed(conn, claim.task_id, "task.retrying")
+                outcome = TaskStatus.RETRY.value
+            else:
+                outcome = "lost"
+        else:
+            outcome = _fail(conn, claim, error, stage, now)
+    notify.after_commit()
+    return outcome
+
+
+def _fail(conn: Any, claim: Claim, error: dict[str, Any], stage: str | None, now: Any) -> str:
+    """The last attempt failed: mark the task failed (inside the caller's transaction)."""
+    done = conn.execute(
+        update(RenderTask).where(*_holder(claim))
+        .values(status=TaskStatus.FAILED.value, error=error, finished_at=now, updated_at=now,
+                lease_owner=None, lease_expires_at=None,
+                message=f"Failed at {stage or 'start'}: {error['message']}"[:255])
+    ).rowcount
+    if not done:
+        return "lost"
+    _insert_events(conn, _event(claim.task_id, "failed", f"{error['type']}: {error['message']}",
+                                TaskStatus.FAILED.value, {"attempt": claim.attempt, "error": error}))
+    notify.task_changed(conn, claim.task_id, "task.failed")
+    return TaskStatus.FAILED.value

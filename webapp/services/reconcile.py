@@ -15,7 +15,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from webapp.catalog import FINAL_STATES, TaskStatus
 from webapp.extensions import db
 from webapp.models import RenderTask, TaskEvent
-from webapp.services import broker, dispatch
+from webapp.services import broker, dispatch, notify
 from webapp.services.tasks import add_event
 from webapp.timeutil import utcnow
 
@@ -102,7 +102,10 @@ def reconcile() -> dict[str, int]:
             .values(lease_owner=None, lease_expires_at=None, updated_at=now, **target)).rowcount
         if moved:
             add_event(task.id, kind, why, target["status"])
+            if target["status"] != TaskStatus.QUEUED.value:
+                notify.task_changed(db.session, task.id, f"task.{target['status']}")
         db.session.commit()
+        notify.after_commit()
         if moved and target["status"] == TaskStatus.QUEUED.value:
             db.session.refresh(task)
             report["requeued"] += _publish([task], "dispatched", "Published after lease expiry")

@@ -22,8 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from webapp.catalog import ACTIVE_STATES, PRIORITIES, QUEUES, VIDEO_QUEUE, WAITING_STATES, TaskStatus
 from webapp.dblock import write_lock
 from webapp.extensions import db
-from webapp.models import RenderTask, TaskEvent
-from webapp.services import dispatch, search
+from webapp.models import RenderTask, TaskCallback, TaskEvent
+from webapp.services import dispatch, notify, search
 from webapp.services.validation import parse_resolution
 from webapp.timeutil import iso, parse_iso, utcnow
 
@@ -106,8 +106,10 @@ def estimate_duration(resolution: str, quality: str, duration: int) -> int:
 # --- submit and cancel --------------------------------------------------------------------------
 
 def submit(brief: dict[str, Any], *, submitted_by: str | None = None,
-           idempotency_key: str | None = None, parent_id: str | None = None) -> tuple[RenderTask, bool]:
-    """Record a validated brief, then publish it. Returns (task, created)."""
+           idempotency_key: str | None = None, parent_id: str | None = None,
+           callback: tuple[str, str] | None = None) -> tuple[RenderTask, bool]:
+    """Record a validated brief, then publish it. Returns (task, created). `callback` is the
+    (endpoint id, URL) of the submit's own callback_url."""
     fingerprint = request_fingerprint(brief)
     if idempotency_key:
         existing = db.session.scalar(select(RenderTask).where(RenderTask.idempotency_key == idempotency_key))
@@ -154,6 +156,9 @@ def submit(brief: dict[str, Any], *, submitted_by: str | None = None,
             db.session.execute(insert(TaskEvent.__table__), [dict(
                 task_id=values["id"], kind="created", status=TaskStatus.QUEUED.value, at=now,
                 message=f"Submitted by {submitted_by or 'unknown'}", data={"priority": values["priority"]})])
+            if callback is not None:
+                db.session.execute(insert(TaskCallback.__table__),
+                                   [dict(task_id=values["id"], endpoint_id=callback[0], url=callback[1])])
             db.session.commit()
     except IntegrityError:
         # Two requests raced with the same Idempotency-Key: the other one won.
@@ -196,6 +201,7 @@ def cancel(task: RenderTask, *, by: str | None = None) -> bool:
     if ended:
         add_event(task.id, "cancelled", f"Cancelled by {by or 'unknown'} before it started",
                   TaskStatus.CANCELLED.value)
+        notify.task_changed(db.session, task.id, "task.cancelled")
     else:
         flagged = db.session.execute(
             update(RenderTask)
@@ -208,6 +214,7 @@ def cancel(task: RenderTask, *, by: str | None = None) -> bool:
             return False
         add_event(task.id, "cancel_requested", f"Cancel requested by {by or 'unknown'}")
     db.session.commit()
+    notify.after_commit()
     db.session.refresh(task)
     return True
 

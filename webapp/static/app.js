@@ -118,9 +118,33 @@
     sync();
   }
 
+  /* A batch file dropped on the upload card (or chosen) is checked at once. */
+  function enhanceDropzone(form) {
+    if (form.dataset.dropReady) return;
+    form.dataset.dropReady = "1";
+    var input = form.querySelector("input[type=file]");
+    function check() {
+      if (input.files.length) form.requestSubmit ? form.requestSubmit() : form.submit();
+    }
+    form.addEventListener("dragover", function (event) {
+      event.preventDefault();
+      form.classList.add("dropzone-over");
+    });
+    form.addEventListener("dragleave", function () { form.classList.remove("dropzone-over"); });
+    form.addEventListener("drop", function (event) {
+      event.preventDefault();
+      form.classList.remove("dropzone-over");
+      if (!event.dataTransfer || !event.dataTransfer.files.length) return;
+      input.files = event.dataTransfer.files;
+      check();
+    });
+    input.addEventListener("change", check);
+  }
+
   function enhance(root) {
     root.querySelectorAll("input[data-tag-input]").forEach(enhanceTagInput);
     root.querySelectorAll("select[data-custom-toggle]").forEach(enhanceCustomToggle);
+    root.querySelectorAll("form[data-dropzone]").forEach(enhanceDropzone);
   }
 
   /* Plain forms that change something ask first (htmx forms use hx-confirm). */

@@ -52,6 +52,16 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": redis_url_from(env),
         "MEDIA_ROOT": str(media_root),
+        # Where outputs and stage artifacts live (webapp/storage.py); empty: file:// MEDIA_ROOT.
+        "STORAGE_URL": env.get("STORAGE_URL", ""),
+        "S3_ENDPOINT_URL": env.get("S3_ENDPOINT_URL") or None,
+        "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID") or None,
+        "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY") or None,
+        "AWS_DEFAULT_REGION": env.get("AWS_DEFAULT_REGION") or None,
+        # A worker's per-stage scratch folders; empty: the system's temp folder.
+        "SCRATCH_DIR": env.get("SCRATCH_DIR", ""),
+        # How long a presigned S3 URL handed out by /media stays valid.
+        "MEDIA_URL_SECONDS": _int(env, "MEDIA_URL_SECONDS", 300),
         "INSTANCE_DIR": str(instance),
         "CELERY_WORKER_CONCURRENCY": _int(env, "CELERY_WORKER_CONCURRENCY", 4),
         "CELERY_WORKER_MAX_MEMORY": _int(env, "CELERY_WORKER_MAX_MEMORY", 512),

@@ -1,15 +1,19 @@
-"""Rendered media under /media/..., with HTTP Range support and no way out of MEDIA_ROOT."""
+"""Rendered media under /media/<task id>/<name>, for signed-in users and API tokens.
+
+The bytes come from the storage backend (webapp/storage.py): the local backend is streamed here
+with HTTP Range support; for S3 the caller is redirected to a short-lived presigned URL.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, send_from_directory
+from flask import Blueprint, abort, current_app, redirect, send_file
 from flask_login import current_user
 
 from webapp.api.auth import bearer_token
 from webapp.services.auth import authenticate
+from webapp.storage import LocalStorage, get_storage, public_key
 
 bp = Blueprint("media", __name__)
-PRIVATE_DIRS = {"work", "tmp"}
 
 
 @bp.get("/media/<path:filename>")
@@ -19,10 +23,20 @@ def media_file(filename: str):
         raw = bearer_token()
         if not raw or authenticate(raw) is None:
             abort(401)
-    first = filename.split("/", 1)[0]
-    if first in PRIVATE_DIRS or first.startswith("."):
+    key = public_key(filename)
+    if key is None:
         abort(404)
-    response = send_from_directory(current_app.config["MEDIA_ROOT"], filename, conditional=True,
-                                   max_age=3600)
-    response.headers["Accept-Ranges"] = "bytes"
+    storage = get_storage()
+    if isinstance(storage, LocalStorage):
+        path = storage.path(key)
+        if not path.is_file():
+            abort(404)
+        response = send_file(path, conditional=True, max_age=3600)
+        response.headers["Accept-Ranges"] = "bytes"
+        return response
+    if not storage.exists(key):
+        abort(404)
+    url = storage.signed_url(key, current_app.config["MEDIA_URL_SECONDS"], filename=key.rsplit("/", 1)[1])
+    response = redirect(url, code=302)
+    response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -258,13 +258,13 @@ class Stack:
 
     def start_worker(self, queues: list[str] | None = None, name: str | None = None, concurrency: int = 1,
                      extra: list[str] | None = None, env: dict[str, str] | None = None,
-                     wait: bool = True) -> str:
+                     wait: bool = True, node: str | None = None) -> str:
         """Start `celery worker` consuming `queues`; returns its node name."""
         from webapp.catalog import QUEUES
 
         self._count += 1
         name = name or f"w{self._count}"
-        node = f"{name}@{secrets.token_hex(3)}"
+        node = node or f"{name}@{secrets.token_hex(3)}"
         cmd = self.celery("worker", "-Q", ",".join(queues or list(QUEUES)), "-n", node,
                           "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-mingle",
                           "--without-gossip", *(extra or []))

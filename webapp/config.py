@@ -71,6 +71,10 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # A claimed task's lease; its heartbeat renews it every third of this.
         "LEASE_SECONDS": _int(env, "LEASE_SECONDS", 30),
         "RETRY_BACKOFF_SECONDS": _int(env, "RETRY_BACKOFF_SECONDS", 10),
+        # A published stage nobody claimed within this is published again by the reconciler.
+        "STAGE_PICKUP_SECONDS": _int(env, "STAGE_PICKUP_SECONDS", 60),
+        # A stage whose lease expired this many times fails its attempt (which may be retried).
+        "STAGE_MAX_TRIES": _int(env, "STAGE_MAX_TRIES", 3),
         "RECONCILE_SECONDS": _int(env, "RECONCILE_SECONDS", 5),
         # How often beat evaluates the autoscale policies.
         "AUTOSCALE_SECONDS": _int(env, "AUTOSCALE_SECONDS", 10),

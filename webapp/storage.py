@@ -463,14 +463,8 @@ def remove_task_files(storage: Storage, task_id: str, *, keep_outputs: bool) -> 
     return count
 
 
-def marker_dir(config: Mapping[str, Any], task_id: str) -> Path:
-    """The stage markers (claims, progress, done) of a task's attempts."""
-    return Path(config["INSTANCE_DIR"]) / "stages" / check_key(task_id)
-
-
 def forget_task_files(config: Mapping[str, Any], task_id: str, *, keep_outputs: bool) -> int:
-    """What every way a task ends calls: artifacts, markers and (unless completed) outputs go."""
-    shutil.rmtree(marker_dir(config, task_id), ignore_errors=True)
+    """What every way a task ends calls: its artifacts and (unless completed) its outputs go."""
     return remove_task_files(storage_for(config), task_id, keep_outputs=keep_outputs)
 
 

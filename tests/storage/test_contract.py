@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from webapp.storage import (
+    MULTIPART_BYTES,
     BadKey,
     LocalStorage,
-    MULTIPART_BYTES,
     S3Storage,
     StorageError,
     open_storage,

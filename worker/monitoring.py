@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
 from typing import Any
 
-import redis
 from flask import current_app
 from sqlalchemy import func, select
 
@@ -18,11 +16,10 @@ from webapp.services import broker
 from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
-ALERTS_KEY = "aura:alerts"
 
 
 def check() -> dict[str, Any]:
-    """Compute alerts, log them and keep the latest set in Redis for the pages."""
+    """Compute alerts and log them (the task's result in Flower shows the latest set)."""
     cfg = current_app.config
     now = utcnow()
     alerts: list[dict[str, Any]] = []
@@ -45,8 +42,4 @@ def check() -> dict[str, Any]:
                        "rate": round(failed / finished, 3), "limit": rate_limit})
     for alert in alerts:
         log.warning("ALERT %s", alert)
-    try:
-        broker.redis_client().set(ALERTS_KEY, json.dumps({"at": now.isoformat(), "alerts": alerts}), ex=300)
-    except redis.RedisError:
-        pass
     return {"alerts": alerts}

@@ -55,10 +55,13 @@ def reconcile() -> dict[str, int]:
         log.warning("reconcile: broker unreachable: %s", exc)
         lost, run_id = False, None
     if lost:
+        # Only what was published before this pass looked: a row submitted since went to the
+        # broker as it is now.
         waiting = list(db.session.scalars(
             select(RenderTask).where(
                 or_(RenderTask.status == TaskStatus.QUEUED.value,
-                    and_(RenderTask.status == TaskStatus.RETRY.value, RenderTask.dispatched_at.is_not(None))))
+                    and_(RenderTask.status == TaskStatus.RETRY.value, RenderTask.dispatched_at.is_not(None))),
+                or_(RenderTask.dispatched_at.is_(None), RenderTask.dispatched_at < now))
             .order_by(RenderTask.created_at)))
         report["redispatched"] = _publish(waiting, "redispatched",
                                           f"Broker lost its data (run id {run_id}); published again")

@@ -172,6 +172,10 @@ def _reconcile_stages(now: Any, report: dict[str, int]) -> None:
                                               RenderStage.status == StageStatus.QUEUED.value,
                                               RenderStage.published_at == stage.published_at)
                     .values(published_at=now)).rowcount
+                if moved:
+                    add_event(task_id, "stage_republished",
+                              f"{stage.stage_id}: nobody claimed it in {config['STAGE_PICKUP_SECONDS']}s; "
+                              "published again")
                 db.session.commit()
                 if moved:
                     report["stages_republished"] += stages.publish(task_id, attempt, [stage.stage_id])

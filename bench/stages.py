@@ -90,7 +90,7 @@ def deployment(settings: dict[str, str] | None, hosts: int) -> Harness:
 def measure(settings: dict[str, str] | None, hosts: int, seconds: int, runs: int) -> tuple[list[float], list[float]]:
     harness = deployment(settings, hosts)
     try:
-        render(harness, 3)  # warm-up: imports, fonts, first connections
+        render(harness, 5)  # warm-up: imports, fonts, first connections
         walls, works = [], []
         for _ in range(runs):
             wall, work = render(harness, seconds)

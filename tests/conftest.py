@@ -265,13 +265,13 @@ class Stack:
 
     def start_worker(self, queues: list[str] | None = None, name: str | None = None, concurrency: int = 1,
                      extra: list[str] | None = None, env: dict[str, str] | None = None,
-                     wait: bool = True) -> str:
+                     wait: bool = True, node: str | None = None) -> str:
         """Start `celery worker` consuming `queues`; returns its node name."""
         from webapp.catalog import QUEUES
 
         self._count += 1
         name = name or f"w{self._count}"
-        node = f"{name}@{secrets.token_hex(3)}"
+        node = node or f"{name}@{secrets.token_hex(3)}"
         cmd = self.celery("worker", "-Q", ",".join(queues or list(QUEUES)), "-n", node,
                           "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-mingle",
                           "--without-gossip", *(extra or []))
@@ -406,3 +406,54 @@ def login(live_server, make_user) -> Callable[..., Any]:
         return user
 
     return sign_in
+
+
+# --- S3 storage: moto's standalone server, a real process speaking the S3 HTTP API ------------------
+
+
+class S3Server:
+    """`moto_server` on a free local port; `url` is its endpoint."""
+
+    def __init__(self, log_dir: Path):
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(log_dir / "moto.log", "ab")
+        self.proc = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        import urllib.request
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(self.url, timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+
+    def config(self, bucket: str) -> dict[str, str]:
+        """App settings for a fresh bucket on this server."""
+        from webapp.storage import S3Storage
+
+        settings = {"STORAGE_URL": f"s3://{bucket}/aura", "S3_ENDPOINT_URL": self.url,
+                    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": "us-east-1"}
+        S3Storage(bucket, endpoint_url=self.url, access_key="testing", secret_key="testing").ensure_bucket()
+        return settings
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    server = S3Server(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()

@@ -53,6 +53,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     check_production(app.config)
     Path(app.config["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
     Path(app.config["MEDIA_ROOT"]).mkdir(parents=True, exist_ok=True)
+    if not app.config.get("STORAGE_URL"):
+        app.config["STORAGE_URL"] = Path(app.config["MEDIA_ROOT"]).resolve().as_uri()
     app.json.ensure_ascii = False  # Chinese text stays readable in JSON
 
     engine_options: dict[str, Any] = {

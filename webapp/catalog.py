@@ -105,10 +105,7 @@ class TaskName:
     """Celery task names: the web process publishes by name and never imports `worker`."""
 
     GENERATE = "aura.video.generate"
-    VISUALS = "aura.stage.visuals"
-    AUDIO = "aura.stage.audio"
-    RENDER_CHUNK = "aura.stage.render_chunk"
-    ASSEMBLE = "aura.stage.assemble"
+    STAGE = "aura.stage.run"
     RECONCILE = "aura.maintenance.reconcile"
     CLEANUP = "aura.maintenance.cleanup"
     MONITOR = "aura.monitoring.check"
@@ -118,31 +115,54 @@ class TaskName:
     WEBHOOK_SWEEP = "aura.webhooks.sweep"
 
 
-#: Pipeline stages in order, with the message the task row shows while each runs.
-STAGE_MESSAGES: dict[str, str] = {
-    "storyboard": "Writing the storyboard...",
-    "visuals": "Running image processing...",
-    "audio": "Running audio processing...",
-    "render": "Running video processing...",
-    "assemble": "Assembling the video...",
-}
-STAGES = tuple(STAGE_MESSAGES)
+@dataclass(frozen=True)
+class StageSpec:
+    """One kind of pipeline stage: the queue its task runs on, its share of the progress bar and
+    the message the task row shows while it runs. The one list of stages (docs/architecture.md)."""
 
-#: The stage task of each pipeline stage kind.
-STAGE_TASKS: dict[str, str] = {
-    "visuals": TaskName.VISUALS,
-    "audio": TaskName.AUDIO,
-    "render": TaskName.RENDER_CHUNK,
-    "assemble": TaskName.ASSEMBLE,
-}
+    kind: str
+    queue: str
+    weight: float
+    message: str
+    needs: tuple[str, ...] = ()
 
-#: Queue of each task name.
+
+#: Pipeline stages in order. `storyboard` runs inside the claim on video_generation; the others
+#: are rows of render_stages (one `render` row per chunk), published when what they need is done.
+STAGE_SPECS: dict[str, StageSpec] = {
+    s.kind: s
+    for s in (
+        StageSpec("storyboard", "video_generation", 0.01, "Writing the storyboard..."),
+        StageSpec("visuals", "image_processing", 0.06, "Running image processing..."),
+        StageSpec("audio", "audio_processing", 0.08, "Running audio processing..."),
+        StageSpec("render", "video_processing", 0.75, "Running video processing...", ("visuals",)),
+        StageSpec("assemble", "video_processing", 0.10, "Assembling the video...", ("audio", "render")),
+    )
+}
+STAGE_MESSAGES: dict[str, str] = {kind: spec.message for kind, spec in STAGE_SPECS.items()}
+STAGE_WEIGHTS: dict[str, float] = {kind: spec.weight for kind, spec in STAGE_SPECS.items()}
+STAGES = tuple(STAGE_SPECS)
+
+
+def stage_kind(stage_id: str) -> str:
+    """`chunk-3` -> `render`; other stage ids are their own kind."""
+    return "render" if stage_id.startswith("chunk-") else stage_id
+
+
+#: States of a stage row.
+class StageStatus(enum.StrEnum):
+    WAITING = "waiting"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+#: Queue of each task name (a stage is sent to its kind's queue).
 TASK_QUEUES: dict[str, str] = {
     TaskName.GENERATE: "video_generation",
-    TaskName.VISUALS: "image_processing",
-    TaskName.AUDIO: "audio_processing",
-    TaskName.RENDER_CHUNK: "video_processing",
-    TaskName.ASSEMBLE: "video_processing",
+    TaskName.STAGE: "video_processing",
     TaskName.RECONCILE: "maintenance",
     TaskName.CLEANUP: "maintenance",
     TaskName.MONITOR: "monitoring",

@@ -59,6 +59,8 @@ def celery_config(config: Mapping[str, Any]) -> dict[str, Any]:
         # Celery counts this in kilobytes; the setting is in megabytes.
         "worker_max_memory_per_child": config["CELERY_WORKER_MAX_MEMORY"] * 1024,
         "worker_send_task_events": True,
+        # Queued tasks show in Flower as soon as they are published.
+        "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "timezone": "UTC",

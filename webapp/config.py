@@ -108,6 +108,16 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": redis_url_from(env),
         "MEDIA_ROOT": str(media_root),
+        # Where outputs and stage artifacts live (webapp/storage.py); empty: file:// MEDIA_ROOT.
+        "STORAGE_URL": env.get("STORAGE_URL", ""),
+        "S3_ENDPOINT_URL": env.get("S3_ENDPOINT_URL") or None,
+        "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID") or None,
+        "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY") or None,
+        "AWS_DEFAULT_REGION": env.get("AWS_DEFAULT_REGION") or None,
+        # A worker's per-stage scratch folders; empty: the system's temp folder.
+        "SCRATCH_DIR": env.get("SCRATCH_DIR", ""),
+        # How long a presigned S3 URL handed out by /media stays valid.
+        "MEDIA_URL_SECONDS": _int(env, "MEDIA_URL_SECONDS", 300),
         "INSTANCE_DIR": str(instance),
         "CELERY_WORKER_CONCURRENCY": _int(env, "CELERY_WORKER_CONCURRENCY", 4),
         "CELERY_WORKER_MAX_MEMORY": _int(env, "CELERY_WORKER_MAX_MEMORY", 512),
@@ -117,6 +127,10 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # A claimed task's lease; its heartbeat renews it every third of this.
         "LEASE_SECONDS": _int(env, "LEASE_SECONDS", 30),
         "RETRY_BACKOFF_SECONDS": _int(env, "RETRY_BACKOFF_SECONDS", 10),
+        # A published stage nobody claimed within this is published again by the reconciler.
+        "STAGE_PICKUP_SECONDS": _int(env, "STAGE_PICKUP_SECONDS", 60),
+        # A stage whose lease expired this many times fails its attempt (which may be retried).
+        "STAGE_MAX_TRIES": _int(env, "STAGE_MAX_TRIES", 3),
         "RECONCILE_SECONDS": _int(env, "RECONCILE_SECONDS", 5),
         # How often beat evaluates the autoscale policies.
         "AUTOSCALE_SECONDS": _int(env, "AUTOSCALE_SECONDS", 10),
@@ -172,9 +186,6 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FLOWER_PORT": _int(env, "FLOWER_PORT", 5555),
         "FLOWER_BASIC_AUTH": env.get("FLOWER_BASIC_AUTH") or None,
         "K8S_PREFIX": env.get("AURA_K8S_PREFIX") or "aura-worker-",
-        # How often stage workers look for chunk work, and when a chunk claim counts as stale.
-        "STAGE_PICKUP_SECONDS": _float(env, "AURA_STAGE_PICKUP_SECONDS", 3.0),
-        "STAGE_STALE_SECONDS": _float(env, "AURA_STAGE_STALE_SECONDS", 15.0),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "BABEL_DEFAULT_LOCALE": "en",
         "LANGUAGES": ["en", "zh"],

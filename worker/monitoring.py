@@ -7,12 +7,10 @@ webhook event.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
 from typing import Any
 
-import redis
 from flask import current_app
 from sqlalchemy import func, select
 
@@ -23,7 +21,6 @@ from webapp.services import alerts, broker
 from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
-ALERTS_KEY = "aura:alerts"
 KINDS = {"backlog", "failure_rate", "webhook_disabled"}
 
 
@@ -62,7 +59,7 @@ def observe() -> tuple[dict[str, tuple[str, dict[str, Any]]], set[str]]:
 
 
 def check() -> dict[str, Any]:
-    """Evaluate the alerts, record changes (and send them), keep the set in Redis for old readers."""
+    """Evaluate the alerts and record changes (the alert rows are what pages and webhooks read)."""
     observed, kinds = observe()
     changes = alerts.reconcile(observed, kinds)
     current = [{"kind": kind, **details} for kind, details in observed.values()]
@@ -70,8 +67,4 @@ def check() -> dict[str, Any]:
         log.warning("ALERT fired %s %s", key, observed[key][1])
     for key in changes["resolved"]:
         log.warning("ALERT resolved %s", key)
-    try:
-        broker.redis_client().set(ALERTS_KEY, json.dumps({"at": utcnow().isoformat(), "alerts": current}), ex=300)
-    except redis.RedisError:
-        pass
     return {"alerts": current, **changes}

@@ -1,154 +1,136 @@
-"""Thin Celery tasks: parse ids, claim, call the pipeline, report, retry."""
+"""Thin Celery tasks: claim, plan the stages, run one stage, finish (docs/architecture.md).
+
+No task waits for another inside a worker slot: `generate` claims the task, writes the storyboard
+and the stage rows and returns; each stage runs as its own message on its kind's queue, and the
+stage that completes a fan-in publishes the next. A message that is a duplicate or stale ends as
+Celery's `Ignore`, a stage stopped by a cancel as REVOKED, a failed stage as FAILURE.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-from pathlib import Path
 from typing import Any
 
-from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery import shared_task, states
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from flask import current_app
-from sqlalchemy import select
 
-from webapp.catalog import STAGE_MESSAGES, STAGE_TASKS, TaskName, TaskStatus
-from webapp.extensions import db
-from webapp.models import RenderTask
-from webapp.services import dispatch, lifecycle, metrics, reconcile
+from webapp.catalog import STAGE_MESSAGES, StageStatus, TaskName, TaskStatus
+from webapp.services import lifecycle, reconcile, stages
+from webapp.storage import forget_task_files, get_storage
 from worker import monitoring
-from worker.pipeline import BadBrief, Cancelled
-from worker.stages import Orchestrator, run_stage_task, stage_kind
+from worker.pipeline import BadBrief, Cancelled, build_storyboard
+from worker.stages import Artifacts
 
 log = logging.getLogger(__name__)
+FINAL = (TaskStatus.COMPLETED.value, TaskStatus.CANCELLED.value, TaskStatus.FAILED.value)
 
 
-
-def media_root() -> Path:
-    return Path(current_app.config["MEDIA_ROOT"])
-
-
-def work_dir_of(task_id: str) -> Path:
-    """Artifacts of every attempt of a task; kept until it ends, so retries resume."""
-    return media_root() / "work" / task_id
-
-
-def remove_leftovers(task_id: str) -> None:
-    """Delete the temp output of every attempt (killed attempts leave theirs) and the work dir."""
-    for stale in (media_root() / "tmp").glob(f"{task_id}.*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    shutil.rmtree(work_dir_of(task_id), ignore_errors=True)
-
-
-def with_urls(result: dict[str, Any], task_id: str) -> dict[str, Any]:
-    """Add a /media URL to every file of the pipeline's result."""
-    result = dict(result)
-    result["files"] = [{**item, "url": f"/media/{task_id}/{item['name']}"} for item in result.get("files", [])]
-    for key in ("video", "poster", "thumbnail"):
-        if result.get(key):
-            result[f"{key}_url"] = f"/media/{task_id}/{result[key]}"
-    return result
+def artifacts_of(task_id: str) -> Artifacts:
+    return Artifacts(get_storage(), current_app.config, task_id)
 
 
 def owner_name(request: Any) -> str:
+    """`name@host:pid:random`: the worker's node name, then what tells this claim apart."""
     return f"{request.hostname or 'worker'}:{os.getpid()}:{os.urandom(2).hex()}"
+
+
+def ended(task_id: str, outcome: str) -> str:
+    """Remove what the attempts left once the task reached a final state."""
+    if outcome in FINAL:
+        forget_task_files(current_app.config, task_id, keep_outputs=outcome == TaskStatus.COMPLETED.value)
+    return outcome
+
+
+def ignore(task: Any, why: str) -> None:
+    """End a duplicate or stale message as Celery's Ignore (not a SUCCESS with a string)."""
+    log.info("%s %s ignored: %s", task.name, task.request.id, why)
+    raise Ignore()
+
+
+def finish_task(claim: lifecycle.Claim, result: dict) -> str:
+    """Complete the task with its assembled result (outputs are already in storage)."""
+    if lifecycle.complete(claim, result):
+        return ended(claim.task_id, TaskStatus.COMPLETED.value)
+    return "lost"
 
 
 @shared_task(name=TaskName.GENERATE, bind=True)
 def generate(self: Any, task_id: str, attempt: int) -> str:
-    """Render one task attempt, if this worker wins the claim: it orchestrates the stages."""
+    """Claim one task attempt, write its storyboard and stage rows, publish the first stages."""
     claimed = lifecycle.claim(str(task_id), int(attempt), owner_name(self.request))
     if isinstance(claimed, str):
-        log.info("task %s attempt %s dropped: %s", task_id, attempt, claimed)
-        return claimed
-    tmp_dir = media_root() / "tmp" / f"{claimed.task_id}.{claimed.attempt}.{os.getpid()}"
-    final_dir = media_root() / claimed.task_id
-    priority = claimed.request.get("priority")
-    current = {"stage": None}
-
-    def publish(stage_id: str) -> bool:
-        return dispatch.send(STAGE_TASKS[stage_kind(stage_id)], [claimed.task_id, claimed.attempt, stage_id],
-                             priority=priority)
-
+        ignore(self, claimed)
+    artifacts = artifacts_of(claimed.task_id)
     with lifecycle.LeaseKeeper(claimed) as keeper:
-
-        def progress(fraction: float, stage: str, message: str) -> None:
-            changed = stage != current["stage"]
-            current["stage"] = stage
-            text = STAGE_MESSAGES.get(stage, stage)
-            keeper.report(fraction * 100, f"{text} {message}".strip(), stage, force=changed)
-
-        def stage_done(stage_id: str, info: dict) -> None:
-            how = "reused from an earlier attempt" if info["reused"] else f"done in {info['seconds']}s"
-            lifecycle.record_event(claimed.task_id, "stage", f"{stage_id} {how} by {info['by']}",
-                                   {"stage": stage_id, **info})
-            if not info["reused"]:
-                config = claimed.request.get("config", {})
-                metrics.observe_stage(stage_id, config.get("quality", ""), config.get("resolution", ""),
-                                      float(info["seconds"]))
-
-        outcome = "lost"
+        keeper.report(0.0, STAGE_MESSAGES["storyboard"], "storyboard", force=True)
         try:
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-            result = Orchestrator(claimed.request, work_dir_of(claimed.task_id), tmp_dir, claimed.owner,
-                                  publish, progress, keeper.cancelled, stage_done).run()
-            if keeper.cancelled():
-                raise Cancelled("cancelled after the last stage")
-
-            def publish_files() -> None:
-                if final_dir.exists():
-                    shutil.rmtree(final_dir)
-                os.replace(tmp_dir, final_dir)
-
-            if lifecycle.complete(claimed, with_urls(result, claimed.task_id), publish_files):
-                outcome = "completed"
-        except Cancelled:
-            if keeper.cancel_requested and lifecycle.finish_cancelled(claimed):
-                outcome = "cancelled"
+            board = build_storyboard(claimed.request)
+            artifacts.write_storyboard(board)
+            reused = {sid: keys for sid in stages.stage_ids(board)
+                      if (keys := artifacts.existing(board, sid)) is not None}
         except BadBrief as exc:
-            outcome = lifecycle.fail_or_retry(claimed, exc, current["stage"] or "storyboard", retryable=False)
+            return ended(claimed.task_id, lifecycle.fail_or_retry(claimed, exc, "storyboard", retryable=False))
         except (SoftTimeLimitExceeded, Exception) as exc:
-            log.exception("task %s failed at %s", task_id, current["stage"])
-            outcome = lifecycle.fail_or_retry(claimed, exc, current["stage"], retryable=True)
-        finally:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-    if outcome in (TaskStatus.COMPLETED.value, TaskStatus.CANCELLED.value, TaskStatus.FAILED.value):
-        remove_leftovers(claimed.task_id)
-    return outcome
+            log.exception("task %s failed while planning", task_id)
+            return ended(claimed.task_id, lifecycle.fail_or_retry(claimed, exc, "storyboard", retryable=True))
+    if keeper.cancelled():
+        if keeper.cancel_requested and lifecycle.finish_cancelled(claimed):
+            return ended(claimed.task_id, TaskStatus.CANCELLED.value)
+        ignore(self, "lost the lease while planning")
+    if not stages.plan(claimed, board, reused, artifacts.input_hash(board)):
+        ignore(self, "lost the lease while planning")
+    for stage_id in reused:
+        lifecycle.record_event(claimed.task_id, "stage", f"{stage_id} reused from an earlier attempt",
+                               {"stage": stage_id, "by": None, "reused": True, "seconds": 0.0})
+    if "assemble" in reused:
+        return finish_task(claimed, artifacts.result(board))
+    published = stages.advance(claimed.task_id, claimed.attempt)
+    return f"planned; published {', '.join(published) or 'nothing'}"
 
 
-def _stage(request: Any, task_id: str, attempt: int, stage_id: str) -> str:
-    """A stage task: runs only while its attempt is the one processing the row."""
-    row = db.session.execute(
-        select(RenderTask.status, RenderTask.attempt).where(RenderTask.id == str(task_id))).first()
-    if row is None or row.status != TaskStatus.PROCESSING.value or row.attempt != int(attempt):
-        return "stale"
-    return run_stage_task(work_dir_of(str(task_id)), str(stage_id), owner_name(request), lambda: False)
-
-
-@shared_task(name=TaskName.VISUALS, bind=True)
-def visuals_stage(self: Any, task_id: str, attempt: int, stage_id: str) -> str:
-    """Still layers of every scene (image_processing)."""
-    return _stage(self.request, task_id, attempt, stage_id)
-
-
-@shared_task(name=TaskName.AUDIO, bind=True)
-def audio_stage(self: Any, task_id: str, attempt: int, stage_id: str) -> str:
-    """Music bed, narration, loudness and subtitles (audio_processing)."""
-    return _stage(self.request, task_id, attempt, stage_id)
-
-
-@shared_task(name=TaskName.RENDER_CHUNK, bind=True)
-def render_chunk_stage(self: Any, task_id: str, attempt: int, stage_id: str) -> str:
-    """One chunk of the video (video_processing)."""
-    return _stage(self.request, task_id, attempt, stage_id)
-
-
-@shared_task(name=TaskName.ASSEMBLE, bind=True)
-def assemble_stage(self: Any, task_id: str, attempt: int, stage_id: str) -> str:
-    """Join the chunks, mux the audio, poster, sidecars and quality gate (video_processing)."""
-    return _stage(self.request, task_id, attempt, stage_id)
+@shared_task(name=TaskName.STAGE, bind=True)
+def run_stage(self: Any, task_id: str, attempt: int, stage_id: str) -> str:
+    """One stage of a task attempt (visuals, audio, a chunk or the assembly) on its own queue."""
+    sc = stages.claim_stage(str(task_id), int(attempt), str(stage_id), owner_name(self.request),
+                            self.request.hostname or "worker")
+    if isinstance(sc, str):
+        ignore(self, sc)
+    artifacts = artifacts_of(sc.task_id)
+    with stages.StageKeeper(sc) as keeper:
+        try:
+            board = artifacts.storyboard()
+            if board is None:
+                raise FileNotFoundError("the storyboard is not in storage")
+            keeper.progress(0.0, "")
+            keys, result = artifacts.run(board, sc.stage_id, keeper.progress, keeper.cancelled)
+            if keeper.cancelled():
+                raise Cancelled(f"{sc.stage_id} cancelled")
+        except Cancelled:
+            stages.end_stage(sc, StageStatus.CANCELLED)
+            if keeper.cancel_requested and lifecycle.finish_cancelled(sc.task_claim()):
+                ended(sc.task_id, TaskStatus.CANCELLED.value)
+            self.update_state(state=states.REVOKED)
+            raise Ignore() from None
+        except BadBrief as exc:
+            stages.end_stage(sc, StageStatus.FAILED, lifecycle.error_record(exc, sc.kind))
+            ended(sc.task_id, lifecycle.fail_or_retry(sc.task_claim(), exc, sc.kind, retryable=False))
+            raise
+        except (SoftTimeLimitExceeded, Exception) as exc:
+            log.exception("task %s failed at %s", task_id, stage_id)
+            stages.end_stage(sc, StageStatus.FAILED, lifecycle.error_record(exc, sc.kind))
+            ended(sc.task_id, lifecycle.fail_or_retry(sc.task_claim(), exc, sc.kind, retryable=True))
+            raise
+    if not stages.finish_stage(sc, keys):
+        ignore(self, "lost the stage lease")
+    if stages.end_cancelled_if_idle(sc.task_id):  # the cancel came as this stage finished
+        self.update_state(state=states.REVOKED)
+        raise Ignore()
+    if result is not None:
+        return finish_task(sc.task_claim(), result)
+    published = stages.advance(sc.task_id, sc.attempt)
+    return f"{sc.stage_id} done; published {', '.join(published) or 'nothing'}"
 
 
 @shared_task(name=TaskName.RECONCILE)

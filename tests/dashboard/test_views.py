@@ -507,3 +507,29 @@ def test_form_errors_and_api_messages_are_translated(client, sign_in, make_token
     response = client.post("/tasks/video/async", json=small_brief(priority="high"),
                            headers={"Authorization": f"Bearer {token}", "Accept-Language": "zh-CN,zh;q=0.9"})
     assert response.get_json()["message"] == "视频生成任务已提交，优先级：HIGH"
+
+
+def test_task_page_lists_each_stage_with_its_runner_and_time(client, sign_in, make_task, make_token):
+    from webapp.models import RenderStage
+
+    started = utcnow() - timedelta(seconds=30)
+    task = make_task(status="processing", attempt=1, lease_owner="gen@a:1:aa", started_at=started)
+    for stage_id, kind, status, runner, seconds in (
+            ("visuals", "visuals", "done", "media@hostA", 2.5), ("chunk-0", "render", "running", "video@hostB", None),
+            ("assemble", "assemble", "waiting", None, None)):
+        db.session.add(RenderStage(
+            task_id=task.id, attempt=1, stage_id=stage_id, kind=kind, queue="video_processing", status=status,
+            weight=0.1, runner=runner, progress=1.0 if status == "done" else 0.4 if runner else 0.0, message="",
+            tries=1 if runner else 0, reused=False, started_at=started if runner else None,
+            finished_at=started + timedelta(seconds=seconds) if seconds else None))
+    db.session.commit()
+    sign_in("viewer")
+    body = text_of(client.get(f"/videos/{task.id}"))
+    rows = re.findall(r'<tr data-stage="([^"]+)" data-stage-status="([^"]+)">(.*?)</tr>', body, re.S)
+    assert [(r[0], r[1]) for r in rows] == [("visuals", "done"), ("chunk-0", "running"), ("assemble", "waiting")]
+    assert "media@hostA" in rows[0][2] and "<td>2 s</td>" in rows[0][2]
+    assert "video@hostB" in rows[1][2] and "40%" in rows[1][2]
+    status = client.get(f"/tasks/status/{task.id}",
+                        headers={"Authorization": f"Bearer {make_token('viewer')}"}).get_json()
+    assert [(s["stage"], s["runner"]) for s in status["stages"]] == [
+        ("visuals", "media@hostA"), ("chunk-0", "video@hostB"), ("assemble", None)]

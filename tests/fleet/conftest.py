@@ -20,7 +20,7 @@ FLEET_ENV = {
     "SUPERVISOR_LEASE_SECONDS": "3",
     "WORKER_STOP_TIMEOUT": "90",
     "AUTOSCALE_SECONDS": "2",
-    "AURA_STAGE_PICKUP_SECONDS": "0.5",
+    "STAGE_PICKUP_SECONDS": "5",
 }
 
 
@@ -77,6 +77,12 @@ class Fleet:
     def wait_gone(self, names: list[str], timeout: float = 60) -> None:
         self.stack.wait_for(lambda: all(self.workers().get(n, {}).get("state") in (None, "stopped")
                                         for n in names), timeout, f"workers {names} stopped", interval=0.3)
+
+    def stage_worker(self) -> str:
+        """A worker for the stage queues: a `video_generation` worker only plans a render, its
+        stages run on image_processing, audio_processing and video_processing."""
+        return self.stack.start_worker(["image_processing", "audio_processing", "video_processing"],
+                                       name="stages", concurrency=2)
 
     def submit(self, **overrides: Any) -> str:
         response = self.client.post("/tasks/video/async", data=json.dumps(small_brief(**overrides)),

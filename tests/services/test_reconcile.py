@@ -156,7 +156,7 @@ def test_cleanup_removes_old_rows_and_media(app, make_task):
     media = Path(app.config["MEDIA_ROOT"])
     (media / old.id).mkdir(parents=True)
     (media / old.id / "video.mp4").write_bytes(b"x")
-    assert reconcile.cleanup(max_age_days=30) == {"removed": 1}
+    assert reconcile.cleanup(max_age_days=30)["removed"] == 1
     assert not (media / old.id).exists()
     from webapp.extensions import db
     from webapp.models import RenderTask
@@ -189,3 +189,60 @@ def test_broker_audit_publishes_queued_rows_without_a_message(app, client, make_
     assert "redispatched" in [e.kind for e in events_of(orphan.id)]
     assert "redispatched" not in [e.kind for e in events_of(published)]
     assert reconcile.reconcile()["audited"] == 0  # at most once a minute
+
+
+def test_every_end_removes_artifacts_and_the_sweep_finds_orphans(app, make_task, tmp_path):
+    """Stage artifacts and outputs in storage: a lease that expires on the last attempt, a cancel
+    between attempts and the retention all remove them; the orphan sweep removes what ended tasks
+    and vanished rows left, and the scratch folders of tasks that are not live."""
+    import os
+
+    from webapp.services import tasks as task_service
+    from webapp.storage import get_storage, output_key, work_key
+
+    storage = get_storage()
+
+    def leave_files(task_id: str) -> None:
+        storage.put_bytes(work_key(task_id, "chunk000-abc.mp4"), b"chunk")
+        storage.put_bytes(output_key(task_id, "video.mp4"), b"video")
+
+    lost = make_task(status="processing", attempt=4, max_attempts=4, lease_owner="dead:1:aa",
+                     lease_expires_at=utcnow() - timedelta(seconds=1))
+    between = make_task(status="retry", attempt=1, retry_at=utcnow() + timedelta(minutes=5))
+    done = make_task(status="completed", finished_at=utcnow())
+    failed = make_task(status="failed", finished_at=utcnow())
+    running = make_task(status="processing", attempt=1, lease_owner="w:1:aa",
+                        lease_expires_at=utcnow() + timedelta(seconds=30))
+    for task in (lost, between, done, failed, running):
+        leave_files(task.id)
+    leave_files("video_1_vanished")
+    reconcile.reconcile()
+    assert not list(storage.list(f"work/{lost.id}/")) and not storage.exists(output_key(lost.id, "video.mp4"))
+    assert task_service.cancel(between, by="test")
+    assert not list(storage.list(f"work/{between.id}/"))
+
+    app.config["SCRATCH_DIR"] = str(tmp_path / "scratch")
+    for task_id in (failed.id, running.id):
+        folder = tmp_path / "scratch" / f"aura-{task_id}-chunk_0-0123abcd"
+        folder.mkdir(parents=True)
+        os.utime(folder, (0, 0))
+    report = reconcile.sweep_orphans()
+    assert report["orphan_scratch"] == 1
+    assert [p.name for p in (tmp_path / "scratch").iterdir()] == [f"aura-{running.id}-chunk_0-0123abcd"]
+    remaining = sorted(storage.list(""))
+    assert remaining == sorted([output_key(done.id, "video.mp4"), output_key(running.id, "video.mp4"),
+                                work_key(running.id, "chunk000-abc.mp4")])
+    assert reconcile.sweep_orphans()["orphan_objects"] == 0
+
+
+def test_a_missing_sentinel_is_no_wipe_while_the_queues_hold_messages(app, make_task):
+    """The first pass after a start finds no sentinel; the messages are still there: no duplicates."""
+    from webapp.services import dispatch
+
+    waiting = [make_task(status="queued", dispatched_at=utcnow()) for _ in range(2)]
+    for task in waiting:
+        assert dispatch.publish_render(task.id, task.attempt, task.priority, task.queue)
+    client = redis.Redis.from_url(app.config["REDIS_URL"])
+    assert client.get(SENTINEL_KEY) is None
+    assert reconcile.reconcile()["redispatched"] == 0
+    assert depth(app) == 2 and client.get(SENTINEL_KEY) is not None

@@ -1,5 +1,6 @@
 """Database models, by area."""
 
+from webapp.models.stages import RenderStage
 from webapp.models.task import RenderTask, TaskEvent
 from webapp.models.users import ApiToken, User
 from webapp.models.webhooks import (
@@ -12,6 +13,6 @@ from webapp.models.webhooks import (
 )
 from webapp.models.workers import AutoscalePolicy, FleetSupervisor, ScalingDecision, WorkerAudit, WorkerPool, WorkerSlot
 
-__all__ = ["AlertState", "ApiToken", "BatchItem", "TaskBatch", "TaskCallback", "WebhookDelivery", "WebhookEndpoint",
-           "AutoscalePolicy", "FleetSupervisor", "RenderTask", "ScalingDecision", "TaskEvent",
+__all__ = ["AlertState", "ApiToken", "AutoscalePolicy", "BatchItem", "FleetSupervisor", "RenderStage", "RenderTask",
+           "ScalingDecision", "TaskBatch", "TaskCallback", "TaskEvent", "WebhookDelivery", "WebhookEndpoint",
            "User", "WorkerAudit", "WorkerPool", "WorkerSlot"]

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.catalog import ACTIVE_STATES, FINAL_STATES, PRIORITIES, TaskStatus
 from webapp.extensions import db
+from webapp.storage import with_urls
 from webapp.timeutil import iso, utcnow
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
@@ -96,6 +97,11 @@ class RenderTask(db.Model):
             return max(0.0, elapsed * (100.0 - self.progress) / self.progress)
         return max(0.0, float(self.estimated_duration) - elapsed)
 
+    @property
+    def result_view(self) -> dict[str, Any] | None:
+        """The result with the /media URL of each file (URLs are derived here, not stored)."""
+        return with_urls(self.result, self.id)
+
     def error_text(self) -> str | None:
         """A one-line description of the error, for the API's `error` field."""
         if not self.error:
@@ -115,7 +121,7 @@ class RenderTask(db.Model):
             "updated_at": iso(self.updated_at),
             "estimated_duration": self.estimated_duration,
             "actual_duration": None if self.actual_duration is None else round(self.actual_duration, 1),
-            "result": self.result,
+            "result": self.result_view,
             "error": self.error_text(),
             "error_detail": visible_error(self.error, tracebacks),
             "queue": self.queue,
@@ -127,7 +133,18 @@ class RenderTask(db.Model):
             "cancel_requested": self.cancel_requested,
             "parent_id": self.parent_id,
             "request": self.request,
+            "stages": [stage.to_dict() for stage in self.stage_rows()],
         }
+
+    def stage_rows(self) -> list[Any]:
+        """The stage rows of the current attempt, in pipeline order, each with its runner."""
+        from webapp.models.stages import RenderStage
+
+        if not self.attempt:
+            return []
+        return list(db.session.scalars(
+            db.select(RenderStage).where(RenderStage.task_id == self.id, RenderStage.attempt == self.attempt)
+            .order_by(RenderStage.id)))
 
     def to_summary(self) -> dict[str, Any]:
         """The short form used by history listings."""

@@ -9,9 +9,11 @@ from typing import Any
 import redis
 from flask import current_app
 
-from webapp.catalog import PRIORITIES, QUEUES
+from webapp.catalog import PRIORITIES, QUEUES, STAGE_SPECS, VIDEO_QUEUE
 
 SENTINEL_KEY = "aura:broker:sentinel"
+#: Queues that carry renders and their stages (beat's own messages do not count).
+RENDER_QUEUES = sorted({VIDEO_QUEUE, *(spec.queue for spec in STAGE_SPECS.values())})
 
 
 def redis_client() -> redis.Redis:
@@ -48,12 +50,23 @@ def queue_depths() -> dict[str, dict[str, int]] | None:
 
 def check_sentinel() -> tuple[bool, str | None]:
     """(lost, run_id): lost is True when the broker no longer has our sentinel key, i.e. it was
-    wiped or restarted empty since the last check. Sets the sentinel afresh."""
+    wiped or restarted empty since the last check. Sets the sentinel afresh.
+
+    A missing sentinel while our queues still hold messages is not a wipe (e.g. the first pass
+    after a start, or the key expired by an operator): nothing is republished then, and the
+    broker audit catches any single message that is missing."""
     client = redis_client()
     info: dict[str, Any] = client.info("server")
     run_id = info.get("run_id")
     present = client.get(SENTINEL_KEY)
     client.set(SENTINEL_KEY, f"{run_id}:{time.time():.0f}")
+    if present is None:
+        pipe = client.pipeline(transaction=False)
+        for queue in RENDER_QUEUES:
+            for prio in PRIORITIES.values():
+                pipe.llen(list_key(queue, prio.redis_level))
+        if any(pipe.execute()):
+            return False, run_id
     return present is None, run_id
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any
 
 from celery import Celery
@@ -38,8 +37,25 @@ def send(name: str, args: list[Any], *, priority: str | None = None, queue: str 
     return True
 
 
+def render_message_id(task_id: str, attempt: int, stage_id: str | None = None) -> str:
+    """The Celery id of an attempt's render message (or of one of its stages). The same for every
+    copy, so one revoke covers republished copies too, and the app task id comes first."""
+    return f"{task_id}.{attempt}" if stage_id is None else f"{task_id}.{attempt}.{stage_id}"
+
+
 def publish_render(task_id: str, attempt: int, priority: str, queue: str) -> bool:
     """Publish the render of one task attempt; the worker's claim drops duplicates."""
-    celery_id = f"{task_id}.{attempt}.{secrets.token_hex(3)}"
     return send(TaskName.GENERATE, [task_id, attempt], priority=priority, queue=queue,
-                celery_id=celery_id)
+                celery_id=render_message_id(task_id, attempt))
+
+
+def revoke(celery_ids: list[str]) -> bool:
+    """Tell every worker to drop these messages (Flower then shows them as revoked)."""
+    if not celery_ids:
+        return True
+    try:
+        celery_app().control.revoke(celery_ids)
+    except BROKER_ERRORS as exc:
+        log.warning("broker unavailable, revoke of %s not sent: %s", celery_ids, exc)
+        return False
+    return True

@@ -7,8 +7,6 @@ visible outcome: only the holder of the lease can move a claimed task on.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 import traceback
@@ -29,11 +27,6 @@ from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 PROGRESS_MIN_INTERVAL = 0.4  # seconds between progress writes: a few a second at most
-
-
-def worker_identity() -> str:
-    """host:pid:random, unique per claim holder."""
-    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
 def _event(task_id: str, kind: str, message: str, status: str | None = None,
@@ -213,9 +206,9 @@ def _holder(claim: Claim) -> Any:
             RenderTask.status == TaskStatus.PROCESSING.value)
 
 
-def complete(claim: Claim, result: dict[str, Any], publish_files: Callable[[], None]) -> bool:
-    """Mark the task completed if this worker still holds the lease; `publish_files` runs inside
-    the same transaction (it renames the output into place) so both happen or neither."""
+def complete(claim: Claim, result: dict[str, Any], publish_files: Callable[[], None] | None = None) -> bool:
+    """Mark the task completed if this worker still holds the lease; `publish_files`, if given,
+    runs inside the same transaction so both happen or neither."""
     with db.engine.connect() as conn:
         row = conn.execute(select(RenderTask.started_at).where(*_holder(claim))).first()
     now = utcnow()
@@ -229,7 +222,8 @@ def complete(claim: Claim, result: dict[str, Any], publish_files: Callable[[], N
         ).rowcount
         if not done:
             return False
-        publish_files()
+        if publish_files:
+            publish_files()
         _insert_events(conn, _event(claim.task_id, "completed", "Video ready",
                                     TaskStatus.COMPLETED.value,
                                     {"attempt": claim.attempt, "seconds": round(time.monotonic() - claim.started_at, 2)}))

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import redis
 from flask import current_app
 from sqlalchemy import and_, delete, or_, select, update
 
-from webapp.catalog import FINAL_STATES, TaskStatus
+from webapp.catalog import ACTIVE_STATES, FINAL_STATES, StageStatus, TaskStatus
 from webapp.extensions import db
-from webapp.models import RenderTask, TaskEvent
-from webapp.services import broker, dispatch, notify
+from webapp.models import RenderStage, RenderTask, TaskEvent
+from webapp.services import broker, dispatch, lifecycle, notify, stages
 from webapp.services.tasks import add_event
+from webapp.storage import forget_task_files, get_storage, sweep_scratch, task_ids_in
 from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ def reconcile() -> dict[str, int]:
     """One pass: undispatched rows, lost broker data, expired leases, due retries."""
     now = utcnow()
     report = {"dispatched": 0, "redispatched": 0, "requeued": 0, "expired_failed": 0,
-              "retried": 0, "cancelled": 0, "audited": 0}
+              "retried": 0, "cancelled": 0, "audited": 0, "stages_republished": 0, "stages_published": 0}
 
     # The broker lost its data: every waiting message is gone, publish them again.
     try:
@@ -56,10 +55,13 @@ def reconcile() -> dict[str, int]:
         log.warning("reconcile: broker unreachable: %s", exc)
         lost, run_id = False, None
     if lost:
+        # Only what was published before this pass looked: a row submitted since went to the
+        # broker as it is now.
         waiting = list(db.session.scalars(
             select(RenderTask).where(
                 or_(RenderTask.status == TaskStatus.QUEUED.value,
-                    and_(RenderTask.status == TaskStatus.RETRY.value, RenderTask.dispatched_at.is_not(None))))
+                    and_(RenderTask.status == TaskStatus.RETRY.value, RenderTask.dispatched_at.is_not(None))),
+                or_(RenderTask.dispatched_at.is_(None), RenderTask.dispatched_at < now))
             .order_by(RenderTask.created_at)))
         report["redispatched"] = _publish(waiting, "redispatched",
                                           f"Broker lost its data (run id {run_id}); published again")
@@ -106,6 +108,8 @@ def reconcile() -> dict[str, int]:
                 notify.task_changed(db.session, task.id, f"task.{target['status']}")
         db.session.commit()
         notify.after_commit()
+        if moved and target["status"] != TaskStatus.QUEUED.value:
+            forget_task_files(current_app.config, task.id, keep_outputs=False)
         if moved and target["status"] == TaskStatus.QUEUED.value:
             db.session.refresh(task)
             report["requeued"] += _publish([task], "dispatched", "Published after lease expiry")
@@ -116,7 +120,86 @@ def reconcile() -> dict[str, int]:
                                  RenderTask.dispatched_at.is_(None), RenderTask.retry_at <= now)
         .limit(BATCH)))
     report["retried"] = _publish(due, "dispatched", "Retry published")
+    _reconcile_stages(now, report)
     return report
+
+
+class StageLost(Exception):
+    """A stage's runner stopped renewing its lease too many times."""
+
+
+def _reconcile_stages(now: Any, report: dict[str, int]) -> None:
+    """Stages of attempts handed over to them: publish what is ready but was never published,
+    republish stages nobody claimed within their pickup time or whose lease expired, and end
+    the attempts that were cancelled while no stage was running."""
+    config = current_app.config
+    pickup = now - timedelta(seconds=config["STAGE_PICKUP_SECONDS"])
+    rows = db.session.execute(
+        select(RenderStage, RenderTask.cancel_requested)
+        .join(RenderTask, and_(RenderTask.id == RenderStage.task_id, RenderTask.attempt == RenderStage.attempt))
+        .where(RenderTask.status == TaskStatus.PROCESSING.value, RenderTask.lease_expires_at.is_(None))
+        .order_by(RenderStage.task_id, RenderStage.id).limit(BATCH * 10)).all()
+    by_task: dict[tuple[str, int], list[RenderStage]] = {}
+    cancelled: set[tuple[str, int]] = set()
+    for stage, cancel_requested in rows:
+        by_task.setdefault((stage.task_id, stage.attempt), []).append(stage)
+        if cancel_requested:
+            cancelled.add((stage.task_id, stage.attempt))
+    db.session.commit()
+    for (task_id, attempt), task_stages in by_task.items():
+        running = [s for s in task_stages if s.status == StageStatus.RUNNING.value]
+        if (task_id, attempt) in cancelled:
+            report["cancelled"] += stages.end_cancelled_if_idle(task_id)
+            continue
+        stale = [s for s in task_stages if s.status == StageStatus.QUEUED.value and s.published_at
+                 and s.published_at < pickup]
+        expired = [s for s in running if s.lease_expires_at is not None and s.lease_expires_at < now]
+        for stage in expired:
+            if stage.tries >= config["STAGE_MAX_TRIES"]:
+                _fail_attempt(task_id, attempt, stage)
+                break
+            moved = db.session.execute(
+                update(RenderStage).where(RenderStage.id == stage.id, RenderStage.owner == stage.owner,
+                                          RenderStage.status == StageStatus.RUNNING.value)
+                .values(status=StageStatus.QUEUED.value, owner=None, lease_expires_at=None, published_at=now)
+            ).rowcount
+            if moved:
+                add_event(task_id, "stage_lease_expired",
+                          f"{stage.stage_id}: lease of {stage.runner} expired; published again")
+                db.session.commit()
+                report["stages_republished"] += stages.publish(task_id, attempt, [stage.stage_id])
+        else:
+            for stage in stale:
+                moved = db.session.execute(
+                    update(RenderStage).where(RenderStage.id == stage.id,
+                                              RenderStage.status == StageStatus.QUEUED.value,
+                                              RenderStage.published_at == stage.published_at)
+                    .values(published_at=now)).rowcount
+                if moved:
+                    add_event(task_id, "stage_republished",
+                              f"{stage.stage_id}: nobody claimed it in {config['STAGE_PICKUP_SECONDS']}s; "
+                              "published again")
+                db.session.commit()
+                if moved:
+                    report["stages_republished"] += stages.publish(task_id, attempt, [stage.stage_id])
+            report["stages_published"] += len(stages.advance(task_id, attempt))
+
+
+def _attempt_claim(task_id: str, attempt: int) -> lifecycle.Claim | None:
+    row = db.session.execute(select(RenderTask.lease_owner, RenderTask.request)
+                             .where(RenderTask.id == task_id, RenderTask.attempt == attempt)).first()
+    db.session.commit()
+    return None if row is None else lifecycle.Claim(task_id, attempt, row.lease_owner, row.request, 0.0)
+
+
+def _fail_attempt(task_id: str, attempt: int, stage: RenderStage) -> None:
+    claim = _attempt_claim(task_id, attempt)
+    if claim is None:
+        return
+    error = StageLost(f"{stage.stage_id} lost its runner {stage.tries} times (last {stage.runner})")
+    outcome = lifecycle.fail_or_retry(claim, error, stage.kind, retryable=True)
+    if outcome in (TaskStatus.FAILED.value,):
+        forget_task_files(current_app.config, task_id, keep_outputs=False)
 
 
 AUDIT_EVERY_SECONDS = 60
@@ -149,7 +232,6 @@ def cleanup(max_age_days: int | None = None) -> dict[str, int]:
     days = current_app.config["RETENTION_DAYS"] if max_age_days is None else max_age_days
     cutoff = utcnow() - timedelta(days=days)
     final = [s.value for s in FINAL_STATES]
-    media_root = Path(current_app.config["MEDIA_ROOT"])
     removed = 0
     while True:
         ids = list(db.session.scalars(
@@ -158,10 +240,33 @@ def cleanup(max_age_days: int | None = None) -> dict[str, int]:
         if not ids:
             break
         for task_id in ids:
-            shutil.rmtree(media_root / task_id, ignore_errors=True)
-            shutil.rmtree(media_root / "work" / task_id, ignore_errors=True)
+            forget_task_files(current_app.config, task_id, keep_outputs=False)
         db.session.execute(delete(TaskEvent).where(TaskEvent.task_id.in_(ids)))
+        db.session.execute(delete(RenderStage).where(RenderStage.task_id.in_(ids)))
         db.session.execute(delete(RenderTask).where(RenderTask.id.in_(ids)))
         db.session.commit()
         removed += len(ids)
-    return {"removed": removed}
+    return {"removed": removed, **sweep_orphans()}
+
+
+def sweep_orphans() -> dict[str, int]:
+    """Remove objects and scratch folders that belong to no live task: stage artifacts of ended
+    tasks, and outputs of tasks that did not complete (a late duplicate's upload) or are gone."""
+    storage = get_storage()
+    found = task_ids_in(storage)
+    live = {s.value for s in ACTIVE_STATES}
+    status: dict[str, str] = {}
+    ids = list(found)
+    for i in range(0, len(ids), BATCH):
+        status.update(db.session.execute(select(RenderTask.id, RenderTask.status)
+                                         .where(RenderTask.id.in_(ids[i:i + BATCH]))).all())
+    objects = 0
+    for task_id, kinds in found.items():
+        if status.get(task_id) in live:
+            continue
+        completed = status.get(task_id) == TaskStatus.COMPLETED.value
+        if completed and kinds == {"output"}:
+            continue
+        objects += forget_task_files(current_app.config, task_id, keep_outputs=completed)
+    live_ids = db.session.scalars(select(RenderTask.id).where(RenderTask.status.in_(live))).all()
+    return {"orphan_objects": objects, "orphan_scratch": sweep_scratch(current_app.config, live_ids)}

@@ -19,12 +19,13 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, func, insert, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 
-from webapp.catalog import ACTIVE_STATES, PRIORITIES, QUEUES, VIDEO_QUEUE, WAITING_STATES, TaskStatus
+from webapp.catalog import ACTIVE_STATES, PRIORITIES, QUEUES, VIDEO_QUEUE, WAITING_STATES, StageStatus, TaskStatus
 from webapp.dblock import write_lock
 from webapp.extensions import db
 from webapp.models import RenderTask, TaskCallback, TaskEvent
-from webapp.services import dispatch, notify, search
+from webapp.services import dispatch, notify, search, stages
 from webapp.services.validation import parse_resolution
+from webapp.storage import forget_task_files
 from webapp.timeutil import iso, parse_iso, utcnow
 
 _ALPHABET = string.ascii_lowercase + string.digits
@@ -215,8 +216,34 @@ def cancel(task: RenderTask, *, by: str | None = None) -> bool:
         add_event(task.id, "cancel_requested", f"Cancel requested by {by or 'unknown'}")
     db.session.commit()
     notify.after_commit()
+    if ended:  # a task cancelled between attempts: drop what the earlier attempts left
+        forget_task_files(current_app.config, task.id, keep_outputs=False)
+    else:  # a running stage sees the flag within a second; with none running it ends now
+        stages.end_cancelled_if_idle(task.id)
     db.session.refresh(task)
+    _revoke_messages(task)
     return True
+
+
+def _revoke_messages(task: RenderTask) -> None:
+    """An app cancel is a revoke in Celery's terms too: the attempt's render and stage messages."""
+    from webapp.models import RenderStage
+
+    ids = [dispatch.render_message_id(task.id, task.attempt)]
+    if task.attempt:
+        ids += [dispatch.render_message_id(task.id, task.attempt, stage_id) for stage_id in db.session.scalars(
+            select(RenderStage.stage_id).where(RenderStage.task_id == task.id, RenderStage.attempt == task.attempt,
+                                               RenderStage.status.in_((StageStatus.WAITING.value, StageStatus.QUEUED.value))))]
+    dispatch.revoke(ids)
+
+
+def cancel_from_broker(celery_id: str) -> bool:
+    """A revoke sent from Flower or `celery control revoke`: cancel the task in the app, so the
+    reconciler does not publish it again."""
+    task = get_task(str(celery_id).split(".", 1)[0])
+    if task is None or task.is_final or task.cancel_requested:
+        return False
+    return cancel(task, by="celery revoke")
 
 
 #: What a task id may hold (ids look like video_1700000000_abcdef12); anything else is not looked up.

@@ -19,7 +19,7 @@ from .cache import publish_dir, remove_quietly, stage_dir
 from .clips import mix_soundtrack
 from .errors import Cancelled, PipelineError
 from .loudness import RATE, integrated_loudness
-from .proc import ffmpeg_exe, run_child
+from .proc import die_with_parent, ffmpeg_exe, run_child
 from .storyboard import is_cjk_text
 
 TARGET_LUFS = -16.0
@@ -102,7 +102,7 @@ def _read_speech(path: Path) -> np.ndarray:
     result = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
          "-f", "s16le", "-ac", "1", "-ar", str(RATE), "-"],
-        capture_output=True, timeout=60, check=False,
+        capture_output=True, timeout=60, check=False, preexec_fn=die_with_parent,
     )
     if result.returncode != 0:
         raise PipelineError(f"cannot decode narration: {result.stderr.decode(errors='replace')[-300:]}", "audio")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -15,6 +17,23 @@ from .cache import remove_quietly
 from .errors import Cancelled, PipelineError
 
 POLL_SECONDS = 0.2
+PR_SET_PDEATHSIG = 1
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: preexec_fn must not load it
+except OSError:  # not Linux
+    _LIBC = None
+
+
+def die_with_parent() -> None:
+    """preexec_fn of every child: the kernel kills it (SIGKILL) when the worker process that
+    started it dies, even by kill -9, so no ffmpeg or espeak-ng keeps encoding as an orphan.
+    Children also stay in the worker's process group, so a supervisor's stop reaches them."""
+    if _LIBC is None:
+        return
+    parent = os.getppid()
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 @functools.lru_cache(maxsize=1)
@@ -57,7 +76,7 @@ def run_child(
     try:
         child = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     except OSError as exc:
         raise PipelineError(f"cannot start {cmd[0]}: {exc}", stage) from exc

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from webapp.catalog import STAGE_WEIGHTS
+
 from .audio import render_audio
 from .compose import assemble, render_chunk
 from .errors import Cancelled
 from .images import render_visuals
 from .storyboard import build_storyboard
-
-# Share of the overall progress bar per stage; rendering dominates the wall time.
-STAGE_WEIGHTS = {"storyboard": 0.01, "visuals": 0.06, "audio": 0.08, "render": 0.75, "assemble": 0.10}
 
 
 def run_pipeline(

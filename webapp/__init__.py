@@ -89,6 +89,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per area."""
     from webapp.admin.views import bp as admin_bp
+    from webapp.api.assets import bp as assets_bp
     from webapp.api.views import bp as api_bp
     from webapp.api.workers import bp as api_workers_bp
     from webapp.dashboard.views import bp as dashboard_bp
@@ -97,6 +98,7 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(api_workers_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(assets_bp)
     app.register_blueprint(media_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(admin_bp)
@@ -111,11 +113,15 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        if request.path.startswith("/tasks"):
+        if request.path.startswith(("/tasks", "/assets")):
             names = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                      405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
             message = exc.description or exc.name
-            if exc.code == 413:
+            if exc.code == 413 and request.path.startswith("/assets"):
+                from webapp.services.assets import too_large_message
+
+                message = too_large_message(app.config["ASSET_MAX_BYTES"])
+            elif exc.code == 413:
                 message = "The body is larger than 64 KB."
             return api_error(exc.code or 500, names.get(exc.code or 500, "error"), message)
         if (exc.code or 0) >= 400 and not request.path.startswith(("/media/", "/static/")):
@@ -126,6 +132,6 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(500)
     def server_error(exc: Exception):
-        if request.path.startswith("/tasks"):
+        if request.path.startswith(("/tasks", "/assets")):
             return api_error(500, "internal_error", "Internal error; it has been logged.")
         return jsonify({"error": "internal_error"}), 500

@@ -92,6 +92,7 @@ def register_blueprints(app: Flask) -> None:
     from webapp.api.assets import bp as assets_bp
     from webapp.api.views import bp as api_bp
     from webapp.api.workers import bp as api_workers_bp
+    from webapp.dashboard.library import bp as library_bp
     from webapp.dashboard.views import bp as dashboard_bp
     from webapp.health import bp as health_bp
     from webapp.media import bp as media_bp
@@ -101,6 +102,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(assets_bp)
     app.register_blueprint(media_bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(library_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(health_bp)
 

@@ -11,8 +11,10 @@ from webapp.api.auth import api_error, require_role
 from webapp.catalog import Role
 from webapp.extensions import csrf
 from webapp.messages import localized_message
+from webapp.services import assets as asset_service
 from webapp.services import queues as queue_service
 from webapp.services import tasks as task_service
+from webapp.services import variants as variant_service
 from webapp.services.validation import BriefError, validate_brief
 
 bp = Blueprint("api", __name__, url_prefix="/tasks")
@@ -22,6 +24,14 @@ csrf.exempt(bp)
 def _principal() -> str:
     token = g.get("api_token")
     return f"token:{token.name}" if token is not None else "unknown"
+
+
+def api_actor():
+    """The request's token as the media library sees it (whose assets it may use)."""
+    from webapp.api.assets import token_principal
+
+    token = g.get("api_token")
+    return asset_service.Actor(token_principal(token), token.can(Role.ADMIN))
 
 
 def _task_or_404(task_id: str):
@@ -51,6 +61,7 @@ def video_submit():
     """Submit a brief: 202 with the new task, 200 when an Idempotency-Key replays one."""
     try:
         brief = validate_brief(read_json_body())
+        asset_service.check_asset_refs(brief, api_actor())
     except BriefError as exc:
         return api_error(400, "invalid_request", exc.message, exc.fields)
     key = (request.headers.get("Idempotency-Key") or "").strip() or None
@@ -70,8 +81,30 @@ def video_submit():
         "message": _("Video generation task submitted, priority: %(p)s", p=task.priority.upper()),
         "timestamp": task_service.api_timestamp(),
     }
+    if brief["config"].get("variants", 1) > 1:
+        body["variants"] = (variant_service.spawn_variants(task, _principal()) if created
+                            else variant_service.variant_ids(task))
     response = jsonify(body)
     response.status_code = 202 if created else 200
+    response.headers["Location"] = f"/tasks/status/{task.id}"
+    return response
+
+
+@bp.post("/video/preview")
+@require_role(Role.OPERATOR)
+def video_preview():
+    """A preview of a brief (the same body as a submit): its first 10 s at 360 px on the short side."""
+    try:
+        brief = validate_brief(read_json_body())
+        asset_service.check_asset_refs(brief, api_actor())
+    except BriefError as exc:
+        return api_error(400, "invalid_request", exc.message, exc.fields)
+    task, _created = task_service.submit(variant_service.preview_brief(brief), submitted_by=_principal())
+    response = jsonify({"task_id": task.id, "status": task.status, "priority": task.priority,
+                        "resolution": task.resolution, "preview_seconds": variant_service.PREVIEW_SECONDS,
+                        "estimated_duration": task.estimated_duration,
+                        "timestamp": task_service.api_timestamp()})
+    response.status_code = 202
     response.headers["Location"] = f"/tasks/status/{task.id}"
     return response
 

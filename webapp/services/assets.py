@@ -23,6 +23,8 @@ from webapp.catalog import ACTIVE_STATES
 from webapp.extensions import db
 from webapp.mediaprobe import ProbeError, audio_stream, poster_frame, probe, video_stream, waveform
 from webapp.models import Asset, RenderTask
+from webapp.services.brief_ext import asset_refs, texts_of
+from webapp.services.validation import BriefError
 from webapp.storage import asset_key, get_storage, scratch_root
 
 KINDS = ("image", "clip", "audio", "logo", "font")
@@ -486,26 +488,32 @@ def list_assets(actor: Actor, *, kind: str | None = None, tag: str | None = None
 # --- use by tasks ----------------------------------------------------------------------------
 
 
-def asset_refs(config: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """(field, asset id) of every asset a brief's config names."""
-    config = config or {}
-    refs: list[tuple[str, str]] = []
-    for i, asset_id in enumerate(config.get("assets") or []):
-        refs.append((f"config.assets[{i}]", asset_id))
-    for section, key in (("music", "asset"), ("logo", "asset"), ("brand", "font")):
-        value = config.get(section)
-        if isinstance(value, dict) and isinstance(value.get(key), str):
-            refs.append((f"config.{section}.{key}", value[key]))
-    return refs
-
-
 def tasks_using(asset_id: str) -> list[str]:
     """Ids of the waiting or running tasks whose brief names the asset."""
     active = [s.value for s in ACTIVE_STATES]
     rows = db.session.execute(select(RenderTask.id, RenderTask.request)
                               .where(RenderTask.status.in_(active))).all()
     return [task_id for task_id, brief in rows
-            if any(ref == asset_id for _field, ref in asset_refs((brief or {}).get("config")))]
+            if any(ref == asset_id for _field, ref, _kinds in asset_refs((brief or {}).get("config")))]
+
+
+def check_asset_refs(brief: dict[str, Any], actor: Actor) -> None:
+    """Every asset a validated brief names exists, is the actor's to use and of the right kind, and
+    a brand font has the glyphs of the texts it will draw; BriefError naming the field otherwise."""
+    errors: dict[str, str] = {}
+    for field, asset_id, kinds in asset_refs(brief.get("config")):
+        asset = get_asset(asset_id, actor)
+        if asset is None:
+            errors[field] = str(_l("No asset with id %(id)s in your library.", id=asset_id))
+        elif asset.kind not in kinds:
+            errors[field] = str(_l("Asset %(id)s is a %(kind)s; this field takes: %(kinds)s.", id=asset_id,
+                                   kind=asset.kind, kinds=", ".join(kinds)))
+        elif asset.kind == "font":
+            missing = missing_glyphs((asset.probe or {}).get("cmap") or [], texts_of(brief))
+            if missing:
+                errors[field] = missing_glyphs_message(missing)
+    if errors:
+        raise BriefError(errors)
 
 
 def delete_asset(asset: Asset) -> None:

@@ -13,8 +13,11 @@ def ffmpeg(*args: str) -> None:
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True, timeout=120)
 
 
-def make_clip(path: Path, seconds: float = 2.0, size: str = "320x180", audio: bool = True) -> Path:
-    args = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}"]
+def make_clip(path: Path, seconds: float = 2.0, size: str = "320x180", audio: bool = True,
+              spin: bool = False) -> Path:
+    """A test pattern; `spin` turns its hues all the time, so any two frames differ everywhere."""
+    source = f"testsrc2=size={size}:rate=25:duration={seconds}" + (",hue=H=4*t" if spin else "")
+    args = ["-f", "lavfi", "-i", source]
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
     if path.suffix == ".webm":

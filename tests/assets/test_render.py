@@ -37,7 +37,7 @@ def material(app, tmp_path):
     Image.new("RGB", (640, 360), (40, 200, 60)).save(green)
     return {
         "image": ingest_file(green, "green.png", me).id,
-        "clip": ingest_file(make_clip(tmp_path / "c.mp4", seconds=2.0, size="640x360"), "c.mp4", me).id,
+        "clip": ingest_file(make_clip(tmp_path / "c.mp4", seconds=2.0, size="640x360", spin=True), "c.mp4", me).id,
         "music": ingest_file(make_audio(tmp_path / "m.ogg", seconds=3.0), "m.ogg", me).id,
         "logo": ingest_file(make_image(tmp_path / "l.png", size=(200, 100), alpha=True), "l.png", me,
                             kind="logo").id,
@@ -92,6 +92,10 @@ def test_images_clips_script_voice_music_and_logo(app, material, tmp_path):
     frame = frame_at(video, (clip_scene["start_frame"] + clip_scene["frames"] / 2) / board["fps"],
                      tmp_path / "f1.png")
     assert frame.reshape(-1, 3).std(axis=0).mean() > 40
+    # ... and it moves: the clip plays (testsrc2 animates), where a still scene only zooms slowly.
+    later = frame_at(video, (clip_scene["start_frame"] + clip_scene["frames"] / 2 + 6) / board["fps"],
+                     tmp_path / "f2.png")
+    assert np.abs(later - frame).mean() > 20
     # Narration was spoken with the script's words, and the cues carry the script's captions.
     vtt = (tmp_path / "out").glob("*.vtt")
     cues = next(vtt).read_text(encoding="utf-8")

@@ -168,7 +168,11 @@ def render_visuals(board: dict, work_dir: Path, progress, cancelled) -> dict:
                 img.save(tmp / name, compress_level=1)
                 layers.append({"png": name, "x": x, "y": y, "w": img.width, "h": img.height,
                                "start": start, "slide": slide})
-            scenes.append({"bg": f"scene{i:02d}-bg.png", "layers": layers})
+            entry = {"bg": f"scene{i:02d}-bg.png", "layers": layers}
+            clip = own_material.scene_clip(scene, board, i, tmp, assets_dir, cancelled)
+            if clip:
+                entry["clip"] = clip  # compose plays it instead of zooming the still
+            scenes.append(entry)
         manifest = {"dir": str(final), "bg_size": list(bg_size), "scenes": scenes}
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
         publish_dir(tmp, final)

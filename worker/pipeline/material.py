@@ -136,7 +136,7 @@ def _open_picture(path: Path):
         from webapp.mediaprobe import poster_frame, probe
 
         info = probe(path)
-        frame = path.with_suffix(".frame.png")
+        frame = path.with_name(f"frame-{path.stem}.png")  # not `asset-*`: fetch() looks for those
         if not frame.exists():
             poster_frame(path, frame, (info.get("duration") or 0) / 2, width=1920)
         path = frame
@@ -259,3 +259,38 @@ def music_track(board: dict, n_samples: int, rate: int, folder: Path):
     track[:fade] *= ramp[:, None]
     track[n_samples - fade:] *= ramp[::-1, None]
     return track
+
+
+# --- clips: moving scenes --------------------------------------------------------------------------
+
+CLIP_EXTENSIONS = (".mp4", ".mov", ".webm")
+
+
+def scene_clip(scene: dict, board: dict, index: int, out_dir: Path, assets_dir: Path, cancelled) -> str | None:
+    """For a scene from a clip: the clip trimmed (or looped) to the scene's frames plus its
+    transition, at the board's rate, scaled and centre-cropped to cover the frame, without sound;
+    written as `sceneNN-clip.mp4` in `out_dir`. None for other scenes."""
+    if not scene.get("asset"):
+        return None
+    source = fetch(scene["asset"], assets_dir)
+    if source.suffix.lower() not in CLIP_EXTENSIONS:
+        return None
+    from .proc import ffmpeg_exe, run_child
+
+    width, height, fps = board["width"], board["height"], board["fps"]
+    last = index == len(board["scenes"]) - 1
+    frames = scene["frames"] + (0 if last else board["transition_frames"])
+    name = f"scene{index:02d}-clip.mp4"
+    run_child([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+               "-stream_loop", "-1", "-i", str(source), "-an", "-sn",
+               "-vf", f"fps={fps},scale={width}:{height}:force_original_aspect_ratio=increase:flags=bicubic,"
+                      f"crop={width}:{height},setsar=1,format=yuv420p",
+               "-frames:v", str(frames), "-c:v", "libx264", "-preset", "ultrafast", "-crf", "14",
+               str(out_dir / name)], "visuals", cancelled, partial=[out_dir / name])
+    return name
+
+
+def clip_chain(input_index: int, offset: int, count: int, fps: int, label: str) -> str:
+    """Filter chain of a clip scene's piece: its frames offset..offset+count, as the still scenes'."""
+    return (f"[{input_index}:v]trim=start_frame={offset}:end_frame={offset + count},"
+            f"settb=expr=1/{fps},setpts=N,fps={fps},format=yuv420p[{label}b0]")

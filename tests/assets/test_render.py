@@ -147,3 +147,27 @@ def test_preview_is_the_first_ten_seconds_of_the_same_storyboard(app, tmp_path):
     stream = next(s for s in info["streams"] if s["type"] == "video")
     assert (stream["width"], stream["height"]) == (640, 360)
     assert abs(info["duration"] - 10.0) < 0.1
+
+
+def test_subtitle_style_and_brand_font_are_drawn(app, tmp_path):
+    from tests.assets.media import make_font
+    from webapp.services.assets import Actor, ingest_file
+    from worker.pipeline import render_visuals
+
+    font = ingest_file(make_font(tmp_path / "box.ttf"), "box.ttf", Actor("token:olga")).id
+    base = brief_with({"script": [{"narration": "Hello", "caption": "HELLO"}, {"narration": "Bye", "caption": "BYE"}]})
+    styled = brief_with({**base["config"], "brand": {"font": font},
+                         "subtitles": {"size": 30, "color": "#FF0000", "outline": 3, "position": "top"}})
+    plain = render_visuals(build_storyboard(base), tmp_path / "w1", lambda *a: None, never)
+    fancy = render_visuals(build_storyboard(styled), tmp_path / "w2", lambda *a: None, never)
+    caption_plain = plain["scenes"][0]["layers"][1]
+    caption = fancy["scenes"][0]["layers"][1]
+    assert caption["y"] < 90 < caption_plain["y"]  # moved to the top
+    pixels = np.asarray(Image.open(f"{fancy['dir']}/{caption['png']}").convert("RGBA"), dtype=np.int16)
+    solid = pixels[pixels[:, :, 3] > 250]
+    assert (np.abs(solid[:, :3] - [255, 0, 0]).sum(axis=1) < 60).any()  # red glyphs
+    assert (solid[:, :3].sum(axis=1) < 40).any()  # the black outline
+    # The box font draws every glyph as a solid box: the heading's layer is made of rectangles.
+    heading = np.asarray(Image.open(f"{fancy['dir']}/{fancy['scenes'][0]['layers'][0]['png']}").convert("RGBA"))
+    heading_plain = np.asarray(Image.open(f"{plain['dir']}/{plain['scenes'][0]['layers'][0]['png']}").convert("RGBA"))
+    assert heading.shape != heading_plain.shape or np.abs(heading.astype(int) - heading_plain).mean() > 5

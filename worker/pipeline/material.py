@@ -182,6 +182,9 @@ def scene_layers(scene: dict, board: dict, layers: list[tuple], folder: Path) ->
     logo added in its corner (shown from the first frame, never animated)."""
     material = board.get("material") or {}
     subtitles = material.get("subtitles") or {}
+    brand_font = (material.get("brand") or {}).get("font")
+    if brand_font or set(subtitles) & {"size", "color", "outline", "position"}:
+        layers = _styled_layers(scene, board, layers, subtitles, brand_font, folder)
     if subtitles.get("burn") is False and len(layers) > 1:
         layers = layers[:1]
     logo = material.get("logo")
@@ -294,3 +297,65 @@ def clip_chain(input_index: int, offset: int, count: int, fps: int, label: str) 
     """Filter chain of a clip scene's piece: its frames offset..offset+count, as the still scenes'."""
     return (f"[{input_index}:v]trim=start_frame={offset}:end_frame={offset + count},"
             f"settb=expr=1/{fps},setpts=N,fps={fps},format=yuv420p[{label}b0]")
+
+
+# --- text style: the brand's font, the subtitles' size, colour, outline and position ---------------
+
+
+def _chain(brand_font: str | None, folder: Path, bold: bool) -> tuple:
+    from .fonts import Face, font_chain
+
+    chain = font_chain(bold=bold)
+    if brand_font:
+        chain = (Face(str(fetch(brand_font, folder)), 0), *chain)
+    return chain
+
+
+def _outlined(img, width: int):
+    """A text layer with a black outline `width` pixels thick around its glyphs."""
+    from PIL import Image, ImageFilter
+
+    if width <= 0:
+        return img
+    alpha = img.getchannel("A").point(lambda v: 255 if v > 128 else 0)
+    grown = alpha.filter(ImageFilter.MaxFilter(2 * width + 1))
+    pad = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    pad.putalpha(grown)
+    return Image.alpha_composite(pad, img)
+
+
+def _styled_layers(scene: dict, board: dict, layers: list[tuple], subtitles: dict, brand_font: str | None,
+                   folder: Path) -> list[tuple]:
+    """Heading in the brand font; caption in the brand font and the subtitles' style."""
+    from .images import safe_box
+    from .layout import draw_text, fit_text
+
+    width, height = board["width"], board["height"]
+    left, top, right, bottom = safe_box(width, height)
+    styled = list(layers)
+    if brand_font and styled:
+        img, _x, y, start, slide = styled[0]
+        chain = _chain(brand_font, folder, bold=True)
+        fitted = fit_text(scene["heading"], chain, right - left, max(img.height, 12),
+                          max_size=max(12, int(img.height * 0.7)), min_size=10, max_lines=2)
+        head = draw_text(fitted, chain)
+        styled[0] = (head, (width - head.width) // 2, y, start, slide)
+    if len(styled) > 1:
+        img, _x, y, start, slide = styled[1]
+        chain = _chain(brand_font, folder, bold=False)
+        size = int(subtitles.get("size") or max(10, int(img.height * 0.35)))
+        size = max(10, min(size, int(height * 0.2)))
+        color = brand_rgb(subtitles["color"]) if subtitles.get("color") else [245, 245, 240]
+        outline = int(subtitles.get("outline") or 0)
+        fitted = fit_text(scene["caption"], chain, right - left, int((bottom - top) * 0.4),
+                          max_size=size, min_size=min(size, max(10, size // 2)), max_lines=3)
+        caption = _outlined(draw_text(fitted, chain, color=tuple(color), shadow=outline == 0), outline)
+        position = subtitles.get("position") or "bottom"
+        if position == "top":
+            y = top + slide
+        elif position == "middle":
+            y = (height - caption.height) // 2
+        else:
+            y = bottom - slide - caption.height
+        styled[1] = (caption, (width - caption.width) // 2, y, start, slide)
+    return styled

@@ -171,3 +171,18 @@ def test_subtitle_style_and_brand_font_are_drawn(app, tmp_path):
     heading = np.asarray(Image.open(f"{fancy['dir']}/{fancy['scenes'][0]['layers'][0]['png']}").convert("RGBA"))
     heading_plain = np.asarray(Image.open(f"{plain['dir']}/{plain['scenes'][0]['layers'][0]['png']}").convert("RGBA"))
     assert heading.shape != heading_plain.shape or np.abs(heading.astype(int) - heading_plain).mean() > 5
+
+
+def test_quality_gate_lets_still_material_be_still_but_not_procedural_scenes(app):
+    from worker.pipeline.material import inside_asset_scenes
+
+    board = build_storyboard(brief_with({"assets": ["asset_0000000000000001"]}, keywords_id=["a", "b"],
+                                        target_duration_id=12))
+    fps = board["fps"]
+    board["scenes"][1].pop("asset")  # a procedural scene between two from the material
+    first, second, third = board["scenes"][:3]
+    assert inside_asset_scenes(board, 0.5, first["frames"] / fps - 0.6)
+    assert not inside_asset_scenes(board, second["start_frame"] / fps + 0.7, 1.0)
+    # The last scenes are from the material: a freeze that runs to the end is theirs.
+    assert inside_asset_scenes(board, third["start_frame"] / fps + 0.1, float("inf"))
+    assert not inside_asset_scenes(board, first["start_frame"] / fps + 0.5, float("inf"))

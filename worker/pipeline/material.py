@@ -359,3 +359,20 @@ def _styled_layers(scene: dict, board: dict, layers: list[tuple], subtitles: dic
             y = bottom - slide - caption.height
         styled[1] = (caption, (width - caption.width) // 2, y, start, slide)
     return styled
+
+
+def inside_asset_scenes(board: dict, start: float, duration: float) -> bool:
+    """True when a stretch of the video lies within scenes drawn from the user's material: a still
+    picture or a static shot may legitimately not move (the quality gate lets those pass)."""
+    fps = board["fps"]
+    spans = []
+    for scene in board["scenes"]:
+        if scene.get("asset"):
+            a = scene["start_frame"] / fps
+            b = (scene["start_frame"] + scene["frames"] + board["transition_frames"]) / fps
+            if spans and a <= spans[-1][1] + 1e-6:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], b))
+            else:
+                spans.append((a, b))
+    end = min(start + duration, board["total_frames"] / fps)  # a freeze to the end has no duration
+    return any(a - 0.05 <= start and end <= b + 0.05 for a, b in spans)

@@ -67,3 +67,76 @@ def delete(asset_id: str):
     else:
         flash(_("Deleted %(name)s.", name=asset.original_name), "success")
     return redirect(url_for("library.library"))
+
+
+# --- previews and variants on the dashboard ------------------------------------------------------
+
+
+@bp.app_context_processor
+def variant_helpers() -> dict:
+    from webapp.services import variants as variant_service
+
+    def variants_view(task):
+        parent, family = variant_service.family_of(task)
+        if parent is None:
+            return None
+        return {"parent": parent, "tasks": family, "kept": variant_service.kept_id(parent)}
+
+    return {"variants_view": variants_view}
+
+
+@bp.post("/preview")
+@role_required(Role.OPERATOR)
+def preview():
+    """The submit form's Preview button: a preview task of the brief, played inline when ready."""
+    from webapp.dashboard.forms import BriefForm
+    from webapp.services import tasks as task_service
+    from webapp.services import variants as variant_service
+    from webapp.services.validation import BriefError
+
+    form = BriefForm.from_request(request.form)
+    if not form.errors and form.brief is not None:
+        try:
+            asset_service.check_asset_refs(form.brief, actor())
+        except BriefError as exc:
+            form.errors.update(exc.fields)
+    if form.errors:
+        return render_template("library/_preview.html", errors=form.errors, task=None), 400
+    task, _created = task_service.submit(variant_service.preview_brief(form.brief),
+                                         submitted_by=actor().principal)
+    if not is_fragment_request():
+        return redirect(url_for("dashboard.task_page", task_id=task.id))
+    return render_template("library/_preview.html", task=task_service.get_task(task.id), errors={})
+
+
+@bp.get("/preview/<task_id>")
+@login_required
+def preview_status(task_id: str):
+    """The preview box's poll: 286 (stop polling) once the preview is final."""
+    from flask_htmx.constants import HTMX_STOP_POLLING
+
+    from webapp.services import tasks as task_service
+
+    task = task_service.get_task(task_id)
+    if task is None or not (task.request.get("config") or {}).get("preview"):
+        abort(404)
+    html = render_template("library/_preview.html", task=task, errors={})
+    return html, 200 if task.is_live else HTMX_STOP_POLLING
+
+
+@bp.post("/videos/<task_id>/keep")
+@role_required(Role.OPERATOR)
+def keep_variant(task_id: str):
+    """Keep one of a set of variants; the others still waiting or running are cancelled."""
+    from webapp.services import tasks as task_service
+    from webapp.services import variants as variant_service
+
+    task = task_service.get_task(task_id)
+    if task is None:
+        abort(404)
+    try:
+        variant_service.keep(task, by=actor().principal)
+    except ValueError:
+        abort(400)
+    flash(_("Kept %(id)s.", id=task.id), "success")
+    return redirect(url_for("dashboard.task_page", task_id=task.id))

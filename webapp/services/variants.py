@@ -78,3 +78,38 @@ def preview_brief(brief: dict[str, Any]) -> dict[str, Any]:
 
 def _even(value: float) -> int:
     return max(2, int(round(value / 2)) * 2)
+
+
+KEPT_KIND = "variant_kept"
+
+
+def family_of(task: RenderTask) -> tuple[RenderTask | None, list[RenderTask]]:
+    """(the first task, every variant in order) when `task` is one of a set of variants."""
+    parent = task
+    if task.parent_id:
+        parent = db.session.get(RenderTask, task.parent_id) or task
+    ids = variant_ids(parent)
+    if len(ids) < 2 or task.id not in ids:
+        return None, []
+    rows = {t.id: t for t in db.session.scalars(select(RenderTask).where(RenderTask.id.in_(ids)))}
+    return parent, [rows[i] for i in ids if i in rows]
+
+
+def kept_id(parent: RenderTask) -> str | None:
+    data = db.session.scalar(select(TaskEvent.data).where(TaskEvent.task_id == parent.id, TaskEvent.kind == KEPT_KIND)
+                             .order_by(TaskEvent.id.desc()).limit(1))
+    return (data or {}).get("task_id")
+
+
+def keep(task: RenderTask, by: str) -> list[str]:
+    """Keep one variant: recorded on the first task; the others still waiting or running are
+    cancelled. Returns the ids cancelled."""
+    parent, family = family_of(task)
+    if parent is None:
+        raise ValueError("not a variant")
+    cancelled = [other.id for other in family if other.id != task.id and other.is_live
+                 and task_service.cancel(other, by=by)]
+    with write_lock():
+        task_service.add_event(parent.id, KEPT_KIND, f"Kept {task.id}", data={"task_id": task.id, "by": by})
+        db.session.commit()
+    return cancelled

@@ -106,3 +106,26 @@ def test_library_page_in_chinese(page, live_server, login, files):
     item = page.locator('#upload-list .upload-item[data-name="fake.mp4"][data-state="failed"]')
     item.wait_for(timeout=30_000)
     assert "已拒绝" in item.inner_text()
+
+
+def test_preview_button_plays_the_preview_inline(page, live_server, login, stack):
+    stack.start_worker(concurrency=1)
+    login(page, "operator", "olga")
+    page.evaluate("window.__noReload = true")
+    page.get_by_label("Theme", exact=True).fill("Preview me")
+    keywords = page.get_by_label("Keywords", exact=True)
+    keywords.fill("fast")
+    keywords.press("Enter")
+    page.get_by_label("Target duration (seconds)").fill("30")
+    page.get_by_label("Quality", exact=True).select_option("high")
+    page.get_by_role("button", name="Preview").click()
+    player = page.locator("#preview-box video#preview-player")
+    player.wait_for(timeout=120_000)
+    page.wait_for_function("document.querySelector('#preview-player').readyState >= 1", timeout=20_000)
+    assert abs(page.evaluate("document.querySelector('#preview-player').duration") - 10.0) < 0.2
+    assert page.evaluate("document.querySelector('#preview-player').videoWidth") == 640
+    page.evaluate("v => { v.muted = true; return v.play(); }", player.element_handle())
+    page.wait_for_function("document.querySelector('#preview-player').currentTime > 0.3", timeout=20_000)
+    assert page.evaluate("window.__noReload") is True
+    # The form kept what was typed: the preview does not submit.
+    assert page.get_by_label("Theme", exact=True).input_value() == "Preview me"

@@ -173,7 +173,8 @@ def test_dashboard_submit_again_keeps_the_extensions(app, client, sign_in, make_
     import html
     import re
 
-    extensions = html.unescape(re.search(r'name="extensions" value="([^"]*)"', page).group(1))
+    extensions = html.unescape(re.search(r'name="extensions"[^>]*>([^<]*)</textarea>', page).group(1))
+    assert json.loads(extensions)["logo"]["corner"] == "bottom-left"
     form = {"csrf_token": csrf_from(page), "theme_id": "Again", "keywords_id": "a, b", "target_duration_id": "8",
             "user_description_id": "", "priority": "normal", "quality": "low", "resolution": "custom",
             "custom_resolution": "256x144", "parent_id": first, "extensions": extensions}

@@ -93,12 +93,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per area."""
     from webapp.admin.views import bp as admin_bp
+    from webapp.api.assets import bp as assets_bp
     from webapp.api.batches import bp as api_batches_bp
     from webapp.api.docs import bp as api_docs_bp
     from webapp.api.metrics import bp as metrics_bp
     from webapp.api.views import bp as api_bp
     from webapp.api.webhooks import bp as api_webhooks_bp
     from webapp.api.workers import bp as api_workers_bp
+    from webapp.dashboard.library import bp as library_bp
     from webapp.dashboard.ops import bp as ops_bp
     from webapp.dashboard.views import bp as dashboard_bp
     from webapp.health import bp as health_bp
@@ -106,8 +108,10 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(api_workers_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(assets_bp)
     app.register_blueprint(media_bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(library_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(api_docs_bp)
@@ -162,12 +166,16 @@ def register_errors(app: Flask) -> None:
         return response
 
     def _http_error(exc: HTTPException):
-        if request.path.startswith(("/tasks", "/webhooks")):
+        if request.path.startswith(("/tasks", "/webhooks", "/assets")):
             names = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                      405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
                      429: "rate_limited"}
             message = exc.description or exc.name
-            if exc.code == 413:
+            if exc.code == 413 and request.path.startswith("/assets"):
+                from webapp.services.assets import too_large_message
+
+                message = too_large_message(app.config["ASSET_MAX_BYTES"])
+            elif exc.code == 413:
                 message = "The body is larger than 64 KB."
             if exc.code == 429:
                 message = f"Too many requests ({exc.description}); retry after the Retry-After seconds."
@@ -180,6 +188,6 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(500)
     def server_error(exc: Exception):
-        if request.path.startswith(("/tasks", "/webhooks")):
+        if request.path.startswith(("/tasks", "/webhooks", "/assets")):
             return api_error(500, "internal_error", "Internal error; it has been logged.")
         return jsonify({"error": "internal_error"}), 500

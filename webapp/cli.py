@@ -1,6 +1,8 @@
-"""Command-line tools: `flask --app wsgi tokens ...`, `flask --app wsgi users ...`."""
+"""Command-line tools: `flask --app wsgi tokens ...`, `users ...`, `assets import DIR`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -19,6 +21,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(tokens)
     app.cli.add_command(users)
     app.cli.add_command(reconcile_command)
+    app.cli.add_command(assets)
 
 
 @click.group()
@@ -97,3 +100,33 @@ def users_update(name: str, role: str | None, active: bool | None, password: str
 def reconcile_command() -> None:
     """Run one reconciler pass now and print what it did."""
     click.echo(reconcile.reconcile())
+
+
+@click.group()
+def assets() -> None:
+    """Manage the media library."""
+
+
+@assets.command("import")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--owner", default="admin", show_default=True,
+              help="The user name (or token:<name>) who owns the imported assets.")
+@click.option("--tags", default="", help="Comma-separated tags for every imported file.")
+@click.option("--shared/--private", default=False, show_default=True, help="Visible to every operator.")
+def assets_import(folder: Path, owner: str, tags: str, shared: bool) -> None:
+    """Import every file of FOLDER on this server (recursively); refusals are listed, not fatal."""
+    from webapp.services import assets as asset_service
+
+    principal = owner if ":" in owner else f"user:{owner}"
+    actor = asset_service.Actor(principal)
+    kept = refused = 0
+    for path, asset, error in asset_service.import_folder(folder, actor, tags=tags, shared=shared):
+        if asset is not None:
+            kept += 1
+            click.echo(f"{asset.id}\t{asset.kind}\t{path}")
+        else:
+            refused += 1
+            click.echo(f"refused\t{path}\t{error}", err=True)
+    click.echo(f"Imported {kept} file(s), refused {refused}.")
+    if refused and not kept:
+        raise SystemExit(1)

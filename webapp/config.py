@@ -138,6 +138,11 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "VISIBILITY_TIMEOUT": _int(env, "VISIBILITY_TIMEOUT", time_limit * 2 + 60),
         "RETENTION_DAYS": _int(env, "RETENTION_DAYS", 30),
         "MAX_CONTENT_LENGTH": 64 * 1024,
+        # The media library (webapp/services/assets.py): the largest upload, the longest clip or
+        # audio file and the most pixels of an image it accepts.
+        "ASSET_MAX_BYTES": _int(env, "ASSET_MAX_BYTES", 512 * 1024 * 1024),
+        "ASSET_MAX_SECONDS": _int(env, "ASSET_MAX_SECONDS", 900),
+        "ASSET_MAX_PIXELS": _int(env, "ASSET_MAX_PIXELS", 50_000_000),
         "WORKER_OFFLINE_PURGE_SECONDS": _int(env, "WORKER_OFFLINE_PURGE_SECONDS", 3600),
         # Webhooks: hosts (names, addresses or CIDR ranges) allowed although private or loopback.
         "WEBHOOK_ALLOWED_HOSTS": _list(env, "WEBHOOK_ALLOWED_HOSTS"),

@@ -11,7 +11,9 @@ Keys derive from task ids, and this module is the only place that builds them or
 * `<task_id>/<name>` - a finished task's outputs (video, poster, thumbnail, subtitles), served
   as `/media/<task_id>/<name>`;
 * `work/<task_id>/<name>` - stage artifacts of every attempt (storyboard, visuals, audio,
-  chunks), kept until the task ends so a retry resumes.
+  chunks), kept until the task ends so a retry resumes;
+* `assets/<asset_id>/<name>` - the media library's uploads and their thumbnails, served as
+  `/assets/<asset_id>/file|thumbnail` to those who may see the asset.
 
 Workers keep nothing else but a per-stage scratch directory under `SCRATCH_DIR`.
 Imported by the web app and the worker alike; it imports neither Flask views nor `worker`.
@@ -31,8 +33,9 @@ from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
 WORK_PREFIX = "work/"
+ASSET_PREFIX = "assets/"
 #: Top-level key segments that never hold a task's public outputs.
-PRIVATE_PREFIXES = ("work", "tmp")
+PRIVATE_PREFIXES = ("work", "tmp", "assets")
 SCRATCH_PREFIX = "aura-"
 MULTIPART_BYTES = 16 * 1024 * 1024
 STREAM_CHUNK = 256 * 1024
@@ -73,6 +76,17 @@ def work_prefix(task_id: str) -> str:
 
 def work_key(task_id: str, name: str) -> str:
     return check_key(f"{work_prefix(task_id)}{name}")
+
+
+def asset_key(asset_id: str, name: str) -> str:
+    """Key of one file of a library asset (`original.<ext>`, `thumb.jpg`); served by /assets only,
+    after an ownership check, never by /media."""
+    return check_key(f"{ASSET_PREFIX}{check_key(asset_id)}/{name}")
+
+
+def asset_url(asset_id: str, name: str) -> str:
+    """The app's URL of one file of an asset (`file` or `thumbnail`)."""
+    return f"/assets/{check_key(asset_id)}/{name}"
 
 
 def media_url(task_id: str, name: str) -> str:

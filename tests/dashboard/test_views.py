@@ -338,10 +338,27 @@ def test_completed_task_shows_player_downloads_and_file_facts(client, sign_in, m
     body = text_of(client.get(f"/videos/{task_id}"))
     assert re.search(rf'<video id="player" controls [^>]*poster="/media/{task_id}/poster.jpg"', body)
     assert f'<source src="/media/{task_id}/video.mp4" type="video/mp4">' in body
-    assert f'<track kind="subtitles" src="/media/{task_id}/captions.vtt"' in body
+    # Captions are burned in by default: the track is offered, but off, so none shows twice.
+    track = re.search(rf'<track kind="subtitles" src="/media/{task_id}/captions.vtt"[^>]*>', body)
+    assert track and "default" not in track.group(0)
     for name in ("video.mp4", "captions.srt", "captions.vtt"):
         assert f'href="/media/{task_id}/{name}" download="{name}"' in body
     assert "1.2 MB" in body and "320 × 180" in body and "12 s" in body
+
+
+def test_sidecar_only_captions_turn_the_track_on(client, sign_in, make_task):
+    from tests.conftest import small_brief
+
+    task_id = "video_1700000001_side0001"
+    brief = small_brief()
+    brief["config"] = {**brief["config"], "subtitles": {"burn": False}}
+    files = [{"kind": "vtt", "name": "captions.vtt", "size": 330, "url": f"/media/{task_id}/captions.vtt"}]
+    make_task(id=task_id, status="completed", progress=100.0, finished_at=utcnow(), request=brief,
+              result={"files": files, "video": "video.mp4", "video_url": f"/media/{task_id}/video.mp4"})
+    sign_in("viewer")
+    body = text_of(client.get(f"/videos/{task_id}"))
+    track = re.search(rf'<track kind="subtitles" src="/media/{task_id}/captions.vtt"[^>]*>', body)
+    assert track and track.group(0).endswith(" default>")
 
 
 def test_failed_task_shows_the_error_and_to_admins_the_end_of_the_traceback(client, sign_in, make_task):

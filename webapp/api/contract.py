@@ -67,6 +67,18 @@ class BriefConfigIn(Strict):
                             description=f"WIDTHxHEIGHT, even sides, {rules.MIN_SIDE}-{rules.MAX_WIDTH} by "
                                         f"{rules.MIN_SIDE}-{rules.MAX_HEIGHT}, capped by the role")
     seed: int | None = Field(None, ge=0, lt=2**31)
+    # The brief's own material and style (docs/media-library.md); their rules and messages live in
+    # webapp/services/brief_ext.py, so here they are declared by shape only.
+    assets: list[str] | None = Field(None, description="asset ids used as scene visuals, in order")
+    script: list[dict[str, Any]] | None = Field(None, description="per scene: narration and caption")
+    fit: Literal["exact", "narration"] | None = None
+    voice: dict[str, Any] | None = Field(None, description='{"name": "cmn", "speed": 160}')
+    music: dict[str, Any] | None = Field(None, description='{"asset": id, "volume": 0.3} or the built-in bed')
+    logo: dict[str, Any] | None = Field(None, description='{"asset": id, "corner": "top-right"}')
+    subtitles: dict[str, Any] | None = Field(None, description="burn, size, color, outline, position")
+    brand: dict[str, Any] | None = Field(None, description='{"font": id, "colors": ["#0A84FF"]}')
+    variants: int | None = Field(None, ge=1, le=5, description="versions as child tasks of this one")
+    preview: bool | None = None
 
 
 Keyword = Annotated[str, Field(min_length=1, max_length=rules.MAX_KEYWORD)]
@@ -91,6 +103,17 @@ class SubmitOut(Shape):
     priority: str
     estimated_duration: int | float | None
     message: str
+    timestamp: str
+    variants: list[str] | None = None
+
+
+class PreviewOut(Shape):
+    task_id: str
+    status: str
+    priority: str
+    resolution: str
+    preview_seconds: int | float
+    estimated_duration: int | float | None
     timestamp: str
 
 

@@ -15,8 +15,10 @@ from webapp.catalog import Role
 from webapp.extensions import csrf
 from webapp.limits import SubmissionRefused, check_submission
 from webapp.messages import localized_message
+from webapp.services import assets as asset_service
 from webapp.services import queues as queue_service
 from webapp.services import tasks as task_service
+from webapp.services import variants as variant_service
 from webapp.services import webhooks
 from webapp.services.validation import BriefError, has_surrogates, validate_brief
 
@@ -30,6 +32,14 @@ csrf.exempt(bp)
 def _principal() -> str:
     token = g.get("api_token")
     return f"token:{token.name}" if token is not None else "unknown"
+
+
+def api_actor():
+    """The request's token as the media library sees it (whose assets it may use)."""
+    from webapp.api.assets import token_principal
+
+    token = g.get("api_token")
+    return asset_service.Actor(token_principal(token), token.can(Role.ADMIN))
 
 
 def _task_or_404(task_id: str):
@@ -95,6 +105,7 @@ def video_submit(body: c.BriefIn, raw_body: object):
     try:
         callback = split_callback(raw_body)
         brief = validate_brief(raw_body)
+        asset_service.check_asset_refs(brief, api_actor())
     except BriefError as exc:
         return api_error(400, "invalid_request", exc.message, exc.fields)
     key = request.headers.get("Idempotency-Key") or None  # empty: no key
@@ -125,8 +136,30 @@ def video_submit(body: c.BriefIn, raw_body: object):
         "message": _("Video generation task submitted, priority: %(p)s", p=task.priority.upper()),
         "timestamp": task_service.api_timestamp(),
     }
+    if brief["config"].get("variants", 1) > 1:
+        body["variants"] = (variant_service.spawn_variants(task, _principal()) if created
+                            else variant_service.variant_ids(task))
     response = jsonify(body)
     response.status_code = 202 if created else 200
+    response.headers["Location"] = f"/tasks/status/{task.id}"
+    return response
+
+
+@operation(bp, "POST", "/video/preview", role=Role.OPERATOR, body=c.BriefIn, body_errors=brief_errors,
+           responses={202: c.PreviewOut}, summary="Preview a brief: its first 10 s at 360 px on the short side")
+def video_preview(body: c.BriefIn, raw_body: object):
+    """A preview of a brief (the same body as a submit): its first 10 s at 360 px on the short side."""
+    try:
+        brief = validate_brief(raw_body)
+        asset_service.check_asset_refs(brief, api_actor())
+    except BriefError as exc:
+        return api_error(400, "invalid_request", exc.message, exc.fields)
+    task, _created = task_service.submit(variant_service.preview_brief(brief), submitted_by=_principal())
+    response = jsonify({"task_id": task.id, "status": task.status, "priority": task.priority,
+                        "resolution": task.resolution, "preview_seconds": variant_service.PREVIEW_SECONDS,
+                        "estimated_duration": task.estimated_duration,
+                        "timestamp": task_service.api_timestamp()})
+    response.status_code = 202
     response.headers["Location"] = f"/tasks/status/{task.id}"
     return response
 

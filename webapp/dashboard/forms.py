@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from webapp.catalog import DEFAULT_PRIORITY, PRIORITIES, QUALITIES, Role
+from webapp.services.brief_ext import EXTENSION_FIELDS
 from webapp.services.validation import DEFAULT_QUALITY, DEFAULT_RESOLUTION, BriefError, validate_brief
 
 MIN_PASSWORD = 8
@@ -57,6 +59,12 @@ class TokenForm(FlaskForm):
             self.role.data = Role.OPERATOR.value if user_role.allows(Role.OPERATOR) else Role.VIEWER.value
 
 
+def extensions_json(config: Mapping[str, Any]) -> str:
+    """The extensions of a brief's config as JSON, or "" when it has none."""
+    extensions = {k: config[k] for k in EXTENSION_FIELDS if k in config and k != "preview"}
+    return json.dumps(extensions, ensure_ascii=False, sort_keys=True) if extensions else ""
+
+
 def split_keywords(text: str) -> list[str]:
     """Keywords from the text field: commas (also Chinese ones), semicolons or new lines separate."""
     return [k.strip() for k in _KEYWORD_SPLIT.split(text or "") if k.strip()]
@@ -75,7 +83,7 @@ class BriefForm:
         return cls(values={
             "theme_id": "", "keywords_id": "", "target_duration_id": "30", "user_description_id": "",
             "priority": DEFAULT_PRIORITY, "quality": DEFAULT_QUALITY, "resolution": DEFAULT_RESOLUTION,
-            "custom_resolution": "", "parent_id": "",
+            "custom_resolution": "", "parent_id": "", "extensions": "",
         })
 
     @classmethod
@@ -95,6 +103,9 @@ class BriefForm:
             "resolution": resolution if preset else CUSTOM,
             "custom_resolution": "" if preset else resolution,
             "parent_id": parent_id,
+            # The brief's own material and style ride along unchanged, so submitting again
+            # reproduces them (the form has no fields for them).
+            "extensions": extensions_json(config),
         })
         return form
 
@@ -102,7 +113,7 @@ class BriefForm:
     def from_request(cls, form: Mapping[str, str]) -> BriefForm:
         """Read a posted form and validate it with the API's rules and messages."""
         names = ("theme_id", "keywords_id", "target_duration_id", "user_description_id", "priority",
-                 "quality", "resolution", "custom_resolution", "parent_id")
+                 "quality", "resolution", "custom_resolution", "parent_id", "extensions")
         self = cls(values={name: (form.get(name) or "").strip() if name != "user_description_id"
                            else form.get(name) or "" for name in names})
         values = self.values
@@ -117,6 +128,15 @@ class BriefForm:
             "priority": values["priority"],
             "config": {"quality": values["quality"], "resolution": resolution},
         }
+        if values["extensions"]:
+            try:
+                extensions = json.loads(values["extensions"])
+            except ValueError:
+                extensions = None
+            if not isinstance(extensions, dict) or set(extensions) - set(EXTENSION_FIELDS):
+                self.errors["extensions"] = str(_l("The brief's extensions are not valid JSON."))
+                return self
+            body["config"].update(extensions)
         try:
             self.brief = validate_brief(body)
         except BriefError as exc:
@@ -124,5 +144,8 @@ class BriefForm:
                 key = name.removeprefix("config.")
                 if key == "resolution" and values["resolution"] == CUSTOM:
                     key = "custom_resolution"
+                if key.split(".")[0].split("[")[0] in EXTENSION_FIELDS:
+                    self.errors["extensions"] = f"{name}: {message}"
+                    continue
                 self.errors[key] = message
         return self

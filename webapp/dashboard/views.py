@@ -30,6 +30,7 @@ from webapp.messages import STAGE_LABELS, stage_line_lookup
 from webapp.services import auth as auth_service
 from webapp.services import dashboard as board
 from webapp.services import tasks as task_service
+from webapp.services.validation import BriefError
 
 bp = Blueprint("dashboard", __name__)
 
@@ -175,12 +176,23 @@ def submit_brief():
                 key = name.removeprefix("config.")
                 form.errors[key if key != "resolution" or form.values["resolution"] != CUSTOM
                             else "custom_resolution"] = message
+    if not form.errors and form.brief is not None:
+        from webapp.services import assets as asset_service
+
+        try:
+            asset_service.check_asset_refs(form.brief, asset_service.Actor(principal(), current_user.can(Role.ADMIN)))
+        except BriefError as exc:
+            form.errors["extensions"] = "; ".join(f"{k}: {m}" for k, m in exc.fields.items())
     if form.errors:
         if is_fragment_request():
             return render_template("dashboard/_form.html", form=form, presets=RESOLUTION_PRESETS, custom=CUSTOM)
         return render_index(form, 400)
     task, _created = task_service.submit(form.brief, submitted_by=principal(),
                                          parent_id=parent.id if parent else None)
+    if form.brief["config"].get("variants", 1) > 1:
+        from webapp.services import variants as variant_service
+
+        variant_service.spawn_variants(task, principal())
     if is_fragment_request():
         response = make_response(render_template("dashboard/_form.html", form=BriefForm.blank(),
                                                  presets=RESOLUTION_PRESETS, custom=CUSTOM, submitted=task))

@@ -8,9 +8,10 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 
 from webapp.catalog import DEFAULT_PRIORITY, PRIORITIES, QUALITIES
+from webapp.services.brief_ext import EXTENSION_FIELDS, validate_extensions
 
 BRIEF_FIELDS = {"theme_id", "keywords_id", "target_duration_id", "user_description_id", "priority", "config"}
-CONFIG_FIELDS = {"quality", "resolution", "seed"}
+CONFIG_FIELDS = {"quality", "resolution", "seed", *EXTENSION_FIELDS}
 MAX_KEYWORDS = 10
 MIN_DURATION, MAX_DURATION = 5, 600
 MAX_DESCRIPTION = 2000
@@ -111,6 +112,7 @@ def validate_brief(body: Any) -> dict[str, Any]:
     if config is None:
         config = {}
     quality, resolution, seed = DEFAULT_QUALITY, DEFAULT_RESOLUTION, None
+    extensions: dict[str, Any] = {}
     if not isinstance(config, dict):
         errors["config"] = str(_l("config must be an object."))
     else:
@@ -128,12 +130,14 @@ def validate_brief(body: Any) -> dict[str, Any]:
         seed = config.get("seed")
         if seed is not None and not (_is_int(seed) and 0 <= seed < 2**31):
             errors["config.seed"] = str(_l("The seed must be a non-negative integer."))
+        extensions = validate_extensions(config, errors)
 
     if errors:
         raise BriefError(errors)
     clean_config: dict[str, Any] = {"quality": quality, "resolution": resolution.strip()}
     if seed is not None:
         clean_config["seed"] = seed
+    clean_config.update(extensions)
     return {
         "theme_id": theme.strip(),
         "keywords_id": keywords,

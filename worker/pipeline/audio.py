@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import material as own_material
 from .cache import publish_dir, remove_quietly, stage_dir
 from .clips import mix_soundtrack
 from .errors import Cancelled, PipelineError
@@ -109,8 +110,8 @@ def _read_speech(path: Path) -> np.ndarray:
     return np.frombuffer(result.stdout, dtype="<i2").astype(np.float64) / 32767
 
 
-def _speak(text: str, lang: str, dest: Path, speed: int, cancelled) -> np.ndarray:
-    voice = "cmn" if lang == "zh" else "en"
+def _speak(text: str, lang: str, dest: Path, speed: int, cancelled, voice: str | None = None) -> np.ndarray:
+    voice = voice or ("cmn" if lang == "zh" else "en")
     run_child(["espeak-ng", "-v", voice, "-s", str(speed), "-a", "120", "-w", str(dest), "--", text],
               "audio", cancelled, partial=[dest])
     return _read_speech(dest)
@@ -129,12 +130,12 @@ def narration(board: dict, tmp: Path, cancelled, progress) -> list[dict]:
         room = (scene["start_frame"] + scene["frames"]) / fps - NARRATION_GAP - start
         text = scene["narration"]
         lang = "zh" if is_cjk_text(text) else "en"
-        base_speed = 175 if lang == "zh" else 165
+        voice, base_speed = own_material.voice_of(board, lang, 175 if lang == "zh" else 165)
         dest = tmp / f"speech{i:02d}.wav"
-        speech = _speak(text, lang, dest, base_speed, cancelled)
+        speech = _speak(text, lang, dest, base_speed, cancelled, voice)
         if speech.size / RATE > room:
-            faster = min(300, int(base_speed * (speech.size / RATE) / room * 1.05) + 1)
-            speech = _speak(text, lang, dest, faster, cancelled)
+            faster = min(450, int(base_speed * (speech.size / RATE) / room * 1.05) + 1)
+            speech = _speak(text, lang, dest, faster, cancelled, voice)
         limit = max(0, int(room * RATE))
         if speech.size > limit:
             fade = min(int(0.15 * RATE), limit)
@@ -203,7 +204,9 @@ def render_audio(board: dict, work_dir: Path, progress, cancelled) -> dict:
         duration = board["total_frames"] / board["fps"]
         n_samples = int(round(duration * RATE))
         progress(0.0, "Composing music")
-        music = music_bed(board, n_samples)
+        music = own_material.music_track(board, n_samples, RATE, tmp)
+        if music is None:
+            music = music_bed(board, n_samples)
         use_voice = shutil.which("espeak-ng") is not None
         lines = narration(board, tmp, cancelled, progress) if use_voice else []
         placed, cues = [], []
@@ -223,13 +226,14 @@ def render_audio(board: dict, work_dir: Path, progress, cancelled) -> dict:
         if cancelled():
             raise Cancelled("audio cancelled")
         progress(0.75, "Mixing and normalizing loudness")
-        mix = mix_soundtrack(music, placed, music_peak=MUSIC_PEAK, voice_peak=VOICE_PEAK, duck=DUCK_GAIN)
+        mix = mix_soundtrack(music, placed, music_peak=own_material.music_volume(board, MUSIC_PEAK),
+                             voice_peak=VOICE_PEAK, duck=DUCK_GAIN)
         mix, lufs = normalize(mix)
         write_wav(tmp / "mix.wav", mix)
         srt, vtt = subtitles(cues)
         (tmp / "subtitles.srt").write_text(srt, encoding="utf-8")
         (tmp / "subtitles.vtt").write_text(vtt, encoding="utf-8")
-        for stale in tmp.glob("speech*.wav"):
+        for stale in [*tmp.glob("speech*.wav"), *tmp.glob("asset-*")]:
             stale.unlink()
         meta = {"lufs": round(lufs, 2), "narration": bool(placed), "duration": n_samples / RATE,
                 "cues": [[round(a, 3), round(b, 3), text] for a, b, text in cues]}

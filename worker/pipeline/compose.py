@@ -18,6 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from . import material as own_material
 from .cache import remove_quietly, stage_key, temp_path, write_json_atomic
 from .clips import grab_frame
 from .errors import Cancelled, PipelineError
@@ -80,14 +81,18 @@ def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> t
         count, offset = p1 - p0, p0 - scene["start_frame"]
         art = manifest["scenes"][i]
         bg = len(inputs) // 2
-        inputs += ["-i", str(visuals_dir / art["bg"])]
-        w_expr, h_expr, x_expr, y_expr = _zoom_terms(scene, board, offset, scene["frames"] + trans)
         label = f"s{i}"
-        parts.append(
-            f"[{bg}:v]format=yuv420p,loop=loop={count - 1}:size=1:start=0,settb=expr=1/{fps},setpts=N,fps={fps},"
-            f"scale=w='{w_expr}':h='{h_expr}':eval=frame:flags=bilinear,"
-            f"crop={board['width']}:{board['height']}:'{x_expr}':'{y_expr}'[{label}b0]"
-        )
+        if art.get("clip"):  # a scene from the user's clip (worker/pipeline/material.py)
+            inputs += ["-i", str(visuals_dir / art["clip"])]
+            parts.append(own_material.clip_chain(bg, offset, count, fps, label))
+        else:
+            inputs += ["-i", str(visuals_dir / art["bg"])]
+            w_expr, h_expr, x_expr, y_expr = _zoom_terms(scene, board, offset, scene["frames"] + trans)
+            parts.append(
+                f"[{bg}:v]format=yuv420p,loop=loop={count - 1}:size=1:start=0,settb=expr=1/{fps},setpts=N,fps={fps},"
+                f"scale=w='{w_expr}':h='{h_expr}':eval=frame:flags=bilinear,"
+                f"crop={board['width']}:{board['height']}:'{x_expr}':'{y_expr}'[{label}b0]"
+            )
         current = f"{label}b0"
         for k, layer in enumerate(art["layers"]):
             src = len(inputs) // 2

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from . import material as own_material
 from .cache import publish_dir, remove_quietly, stage_dir
 from .errors import Cancelled
 from .fonts import font_chain
@@ -149,20 +150,29 @@ def render_visuals(board: dict, work_dir: Path, progress, cancelled) -> dict:
         return cached
     try:
         bg_size = background_size(board["width"], board["height"])
+        assets_dir = Path(work_dir) / "assets"  # the brief's own material, fetched once per task
         scenes = []
         count = len(board["scenes"])
         for i, scene in enumerate(board["scenes"]):
             if cancelled():
                 raise Cancelled("visuals cancelled")
             progress(i / count, f"Painting scene {i + 1}/{count}")
-            render_background(scene, bg_size).save(tmp / f"scene{i:02d}-bg.png", compress_level=1)
+            background = own_material.scene_background(scene, bg_size, assets_dir)
+            if background is None:
+                background = render_background(scene, bg_size)
+            background.save(tmp / f"scene{i:02d}-bg.png", compress_level=1)
             layers = []
-            for k, (img, x, y, start, slide) in enumerate(_text_layers(scene, board)):
+            text_layers = own_material.scene_layers(scene, board, _text_layers(scene, board), assets_dir)
+            for k, (img, x, y, start, slide) in enumerate(text_layers):
                 name = f"scene{i:02d}-text{k}.png"
                 img.save(tmp / name, compress_level=1)
                 layers.append({"png": name, "x": x, "y": y, "w": img.width, "h": img.height,
                                "start": start, "slide": slide})
-            scenes.append({"bg": f"scene{i:02d}-bg.png", "layers": layers})
+            entry = {"bg": f"scene{i:02d}-bg.png", "layers": layers}
+            clip = own_material.scene_clip(scene, board, i, tmp, assets_dir, cancelled)
+            if clip:
+                entry["clip"] = clip  # compose plays it instead of zooming the still
+            scenes.append(entry)
         manifest = {"dir": str(final), "bg_size": list(bg_size), "scenes": scenes}
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
         publish_dir(tmp, final)

@@ -8,6 +8,7 @@ import json
 import random
 import re
 
+from . import material as own_material
 from .cache import CODE_VERSION
 from .errors import BadBrief
 
@@ -234,6 +235,23 @@ def build_storyboard(brief: dict) -> dict:
     specs = [("title", theme, title_caption, theme)]
     specs += [("keyword", kw, cap, kw) for kw, cap in zip(keywords, captions, strict=True)]
     specs += [("closing", closing[0], closing[1], theme + "/closing")]
+    narrations: list[str | None] = [None] * len(specs)
+    script = config.get("script")
+    if script:
+        # The brief's own script replaces the templates; `fit` picks the length.
+        voice = config.get("voice") or {}
+        script_specs, weights, duration = own_material.plan_script(
+            script, theme, keywords, duration, config.get("fit") or "exact", voice.get("speed"), is_cjk_text)
+        specs = [spec[:4] for spec in script_specs]
+        narrations = [spec[4] for spec in script_specs]
+        lang = "zh" if any(is_cjk_text(spec[2]) for spec in script_specs) else "en"
+        total = int(round(duration * fps))
+        if total < len(specs) * MIN_SCENE_SECONDS * fps:
+            raise BadBrief(f"{duration} s is too short for {len(specs)} script scenes")
+        frames = _allocate(total, weights)
+        shortest = min(frames)
+        transition = max(2, min(int(round(TRANSITION_SECONDS * fps)), shortest // 3))
+        text_in = max(2, min(int(round(TEXT_IN_SECONDS * fps)), shortest // 4))
     scenes, start = [], 0
     forbidden = [(0, int(round(FADE_IN_SECONDS * fps)) + 1), (total - int(round(FADE_OUT_SECONDS * fps)) - 1, total)]
     for i, ((kind, heading, caption, art_word), count) in enumerate(zip(specs, frames, strict=True)):
@@ -246,7 +264,7 @@ def build_storyboard(brief: dict) -> dict:
             "kind": kind,
             "heading": heading,
             "caption": caption,
-            "narration": caption if kind != "title" else f"{heading}。{caption}" if lang == "zh" else f"{heading}. {caption}",
+            "narration": narrations[i] or (caption if kind != "title" else f"{heading}。{caption}" if lang == "zh" else f"{heading}. {caption}"),
             "start_frame": start,
             "frames": count,
             "palette": palette(art_word, scene_rng),
@@ -262,8 +280,13 @@ def build_storyboard(brief: dict) -> dict:
             forbidden.append((start - 1, start + transition + 1))
         start += count
     assert start == total
+    brand_colors = (config.get("brand") or {}).get("colors")
+    if brand_colors:
+        for i, scene in enumerate(scenes):
+            scene["palette"][0] = own_material.brand_rgb(brand_colors[i % len(brand_colors)])
+    own_material.assign_assets(scenes, config.get("assets"))
 
-    return {
+    board = {
         "version": CODE_VERSION,
         "seed": seed,
         "lang": lang,
@@ -287,3 +310,11 @@ def build_storyboard(brief: dict) -> dict:
         "scenes": scenes,
         "chunks": _chunks(total, fps, forbidden),
     }
+    material = own_material.material_of(config)
+    if material:
+        board["material"] = material
+    if config.get("preview"):
+        own_material.cut_preview(board)
+        board["chunks"] = _chunks(board["total_frames"], fps, [
+            window for window in forbidden if window[0] < board["total_frames"]])
+    return board

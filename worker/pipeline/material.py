@@ -1,0 +1,378 @@
+"""The user's own material and style in a storyboard and its stages (issue: briefs with `assets`,
+`script`, `fit`, `voice`, `music`, `logo`, `subtitles`, `brand`, `preview`).
+
+Planning (`plan_script`, `material_of`, `cut_preview`) is pure; the stages call `fetch` to get an
+asset's bytes from storage into their work folder, `scene_background` for a scene drawn from an
+image (or a frame of a clip), and `scene_layers` to drop or restyle the caption and add the logo.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+from .errors import PipelineError
+
+PREVIEW_SECONDS = 10
+#: Narration speed estimates for `fit: narration` (espeak-ng words per minute -> characters per second).
+ZH_CHARS_PER_SECOND = 4.2
+EN_WORDS_PER_MINUTE = 165
+SCENE_PAD_SECONDS = 1.2
+_WORD = re.compile(r"[A-Za-z0-9']+")
+
+
+def spoken_seconds(text: str, speed: int | None, cjk: bool) -> float:
+    """How long espeak-ng takes to say `text`, roughly."""
+    if cjk:
+        rate = ZH_CHARS_PER_SECOND * (speed or 175) / 175
+        return len(re.sub(r"\s", "", text)) / rate
+    return len(_WORD.findall(text)) * 60.0 / (speed or EN_WORDS_PER_MINUTE)
+
+
+def plan_script(script: list[dict], theme: str, keywords: list[str], duration: float, fit: str,
+                speed: int | None, is_cjk) -> tuple[list[tuple], list[float], float]:
+    """(scene specs, frame weights, duration) for a brief with its own script."""
+    specs, weights = [], []
+    for i, scene in enumerate(script):
+        heading = theme if i == 0 or not keywords else keywords[(i - 1) % len(keywords)]
+        caption = scene.get("caption") or scene.get("narration") or ""
+        narration = scene.get("narration") or caption
+        kind = "title" if i == 0 else "keyword"
+        specs.append((kind, heading, caption, f"{heading}/{i}", narration))
+        weights.append(SCENE_PAD_SECONDS + spoken_seconds(narration, speed, is_cjk(narration)))
+    if fit == "narration":
+        duration = min(600.0, max(5.0, math.ceil(sum(weights))))
+    return specs, weights, duration
+
+
+def material_of(config: dict) -> dict:
+    """What the stages need to know of the brief's extensions (part of the stage cache keys)."""
+    material = {}
+    for name in ("assets", "voice", "music", "logo", "subtitles", "brand"):
+        if config.get(name) is not None:
+            material[name] = config[name]
+    return material
+
+
+def assign_assets(scenes: list[dict], assets: list[str] | None) -> None:
+    """Scene i shows asset i (cycling when there are fewer assets than scenes)."""
+    if not assets:
+        return
+    for i, scene in enumerate(scenes):
+        scene["asset"] = assets[i % len(assets)]
+
+
+def cut_preview(board: dict, seconds: float = PREVIEW_SECONDS) -> None:
+    """Keep the first `seconds` of a storyboard: same scenes and timing, the rest dropped."""
+    fps = board["fps"]
+    limit = int(round(seconds * fps))
+    if board["total_frames"] <= limit:
+        return
+    kept = []
+    for scene in board["scenes"]:
+        if scene["start_frame"] >= limit:
+            break
+        scene["frames"] = min(scene["frames"], limit - scene["start_frame"])
+        scene["heading_in"] = min(scene["heading_in"], max(0, scene["frames"] - board["text_in_frames"]))
+        scene["caption_in"] = min(scene["caption_in"], max(0, scene["frames"] - board["text_in_frames"]))
+        kept.append(scene)
+    # A last piece shorter than a transition cannot cross-fade: give it to the scene before.
+    if len(kept) > 1 and kept[-1]["frames"] < board["transition_frames"] * 2:
+        tail = kept.pop()
+        kept[-1]["frames"] += tail["frames"]
+    board["scenes"] = kept
+    board["total_frames"] = limit
+    board["duration"] = limit / fps
+    board["preview"] = True
+
+
+# --- the stages' side: bytes from storage --------------------------------------------------------
+
+
+def _storage():
+    from webapp.config import load_config
+    from webapp.storage import storage_for
+
+    try:
+        from flask import current_app, has_app_context
+
+        if has_app_context():
+            return storage_for(current_app.config)
+    except ImportError:  # pragma: no cover - Flask is always installed with the worker
+        pass
+    config = load_config()
+    if not config.get("STORAGE_URL"):
+        config["STORAGE_URL"] = Path(config["MEDIA_ROOT"]).resolve().as_uri()
+    return storage_for(config)
+
+
+def fetch(asset_id: str, folder: Path) -> Path:
+    """The asset's file in `folder` (downloaded once per folder)."""
+    from webapp.storage import StorageError, asset_key
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    found = sorted(folder.glob(f"asset-{asset_id}.*"))
+    if found:
+        return found[0]
+    storage = _storage()
+    prefix = asset_key(asset_id, "x")[:-1]
+    keys = [k for k in storage.list(prefix) if k.rsplit("/", 1)[-1].startswith("original.")]
+    if not keys:
+        raise PipelineError(f"asset {asset_id} is no longer in the library", "visuals")
+    dest = folder / f"asset-{asset_id}.{keys[0].rsplit('.', 1)[-1]}"
+    try:
+        storage.download(keys[0], dest)
+    except StorageError as exc:
+        raise PipelineError(f"asset {asset_id} cannot be read: {exc}", "visuals") from exc
+    return dest
+
+
+def _open_picture(path: Path):
+    from PIL import Image, ImageOps
+
+    if path.suffix.lower() in (".mp4", ".mov", ".webm"):
+        from webapp.mediaprobe import poster_frame, probe
+
+        info = probe(path)
+        frame = path.with_name(f"frame-{path.stem}.png")  # not `asset-*`: fetch() looks for those
+        if not frame.exists():
+            poster_frame(path, frame, (info.get("duration") or 0) / 2, width=1920)
+        path = frame
+    with Image.open(path) as img:
+        return ImageOps.exif_transpose(img).convert("RGB")
+
+
+def cover(img, size: tuple[int, int]):
+    """Scale and centre-crop a picture to fill `size` in any orientation."""
+    from PIL import Image
+
+    width, height = size
+    scale = max(width / img.width, height / img.height)
+    resized = img.resize((max(width, round(img.width * scale)), max(height, round(img.height * scale))),
+                         Image.Resampling.LANCZOS)
+    left = (resized.width - width) // 2
+    top = (resized.height - height) // 2
+    return resized.crop((left, top, left + width, top + height))
+
+
+def scene_background(scene: dict, size: tuple[int, int], folder: Path):
+    """The scene's background from its asset, or None for a procedural scene."""
+    if not scene.get("asset"):
+        return None
+    import numpy as np
+    from PIL import Image
+
+    picture = cover(_open_picture(fetch(scene["asset"], folder)), size)
+    # A darkening towards the bottom keeps captions readable; no pixel below blackdetect's floor.
+    pixels = np.asarray(picture, dtype=np.float32)
+    ramp = np.linspace(1.0, 0.72, size[1], dtype=np.float32)[:, None, None]
+    pixels = np.maximum(pixels * ramp, 20.0)
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
+def brand_rgb(color: str) -> list[int]:
+    """`#RRGGBB` -> [r, g, b], the first colour of a scene's palette."""
+    return [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+
+
+def scene_layers(scene: dict, board: dict, layers: list[tuple], folder: Path) -> list[tuple]:
+    """The scene's text layers with the caption dropped when subtitles are not burned in, and the
+    logo added in its corner (shown from the first frame, never animated)."""
+    material = board.get("material") or {}
+    subtitles = material.get("subtitles") or {}
+    brand_font = (material.get("brand") or {}).get("font")
+    if brand_font or set(subtitles) & {"size", "color", "outline", "position"}:
+        layers = _styled_layers(scene, board, layers, subtitles, brand_font, folder)
+    if subtitles.get("burn") is False and len(layers) > 1:
+        layers = layers[:1]
+    logo = material.get("logo")
+    if logo and logo.get("asset"):
+        layers = [*layers, _logo_layer(logo, board, folder)]
+    return layers
+
+
+def _logo_layer(logo: dict, board: dict, folder: Path) -> tuple:
+    from PIL import Image
+
+    width, height = board["width"], board["height"]
+    with Image.open(fetch(logo["asset"], folder)) as img:
+        mark = img.convert("RGBA")
+    target_w = max(8, int(width * float(logo.get("scale") or 0.15)))
+    target_h = max(8, round(mark.height * target_w / mark.width))
+    if target_h > height * 0.3:
+        target_h = int(height * 0.3)
+        target_w = max(8, round(mark.width * target_h / mark.height))
+    mark = mark.resize((target_w, target_h), Image.Resampling.LANCZOS)
+    margin = max(4, int(min(width, height) * 0.04))
+    corner = logo.get("corner") or "top-right"
+    x = margin if corner.endswith("left") else width - target_w - margin
+    y = margin if corner.startswith("top") else height - target_h - margin
+    # start < -text_in: compose draws it still, from the first frame of every scene.
+    return (mark, x, y, -10 * board["text_in_frames"], 0)
+
+
+# --- audio: the brief's voice and music ----------------------------------------------------------
+
+
+def voice_of(board: dict, lang: str, base_speed: int) -> tuple[str, int]:
+    """(espeak-ng voice, words per minute) for a line: the brief's voice when its language fits."""
+    voice = (board.get("material") or {}).get("voice") or {}
+    name = voice.get("name")
+    default = "cmn" if lang == "zh" else "en"
+    if name and (name.startswith(("cmn", "yue", "zh")) == (lang == "zh")):
+        default = name
+    return default, int(voice.get("speed") or base_speed)
+
+
+def music_volume(board: dict, peak: float) -> float:
+    """The music bed's peak: the brief's volume (0..1, 0.3 being the house level) scales it."""
+    music = (board.get("material") or {}).get("music") or {}
+    volume = music.get("volume")
+    return peak if volume is None else peak * float(volume) / 0.3
+
+
+def music_track(board: dict, n_samples: int, rate: int, folder: Path):
+    """The brief's music asset decoded to (n, 2) floats at `rate`, looped to length; None for the
+    built-in bed."""
+    import subprocess
+
+    import numpy as np
+
+    from webapp.mediaprobe import ffmpeg_exe
+
+    music = (board.get("material") or {}).get("music") or {}
+    if not music.get("asset") or n_samples <= 0:
+        return None
+    path = fetch(music["asset"], folder)
+    result = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
+                             "-f", "s16le", "-ac", "2", "-ar", str(rate), "-"],
+                            capture_output=True, timeout=300, check=False)
+    if result.returncode != 0:
+        raise PipelineError(f"cannot decode the music asset: {result.stderr.decode(errors='replace')[-300:]}",
+                            "audio")
+    samples = np.frombuffer(result.stdout, dtype="<i2").astype(np.float64).reshape(-1, 2) / 32767
+    if samples.size == 0:
+        raise PipelineError("the music asset has no samples", "audio")
+    repeats = -(-n_samples // samples.shape[0])
+    track = np.tile(samples, (repeats, 1))[:n_samples].copy()
+    fade = min(int(1.0 * rate), n_samples // 4)
+    ramp = np.linspace(0.0, 1.0, fade)
+    track[:fade] *= ramp[:, None]
+    track[n_samples - fade:] *= ramp[::-1, None]
+    return track
+
+
+# --- clips: moving scenes --------------------------------------------------------------------------
+
+CLIP_EXTENSIONS = (".mp4", ".mov", ".webm")
+
+
+def scene_clip(scene: dict, board: dict, index: int, out_dir: Path, assets_dir: Path, cancelled) -> str | None:
+    """For a scene from a clip: the clip trimmed (or looped) to the scene's frames plus its
+    transition, at the board's rate, scaled and centre-cropped to cover the frame, without sound;
+    written as `sceneNN-clip.mp4` in `out_dir`. None for other scenes."""
+    if not scene.get("asset"):
+        return None
+    source = fetch(scene["asset"], assets_dir)
+    if source.suffix.lower() not in CLIP_EXTENSIONS:
+        return None
+    from .proc import ffmpeg_exe, run_child
+
+    width, height, fps = board["width"], board["height"], board["fps"]
+    last = index == len(board["scenes"]) - 1
+    frames = scene["frames"] + (0 if last else board["transition_frames"])
+    name = f"scene{index:02d}-clip.mp4"
+    run_child([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+               "-stream_loop", "-1", "-i", str(source), "-an", "-sn",
+               "-vf", f"fps={fps},scale={width}:{height}:force_original_aspect_ratio=increase:flags=bicubic,"
+                      f"crop={width}:{height},setsar=1,format=yuv420p",
+               "-frames:v", str(frames), "-c:v", "libx264", "-preset", "ultrafast", "-crf", "14",
+               str(out_dir / name)], "visuals", cancelled, partial=[out_dir / name])
+    return name
+
+
+def clip_chain(input_index: int, offset: int, count: int, fps: int, label: str) -> str:
+    """Filter chain of a clip scene's piece: its frames offset..offset+count, as the still scenes'."""
+    return (f"[{input_index}:v]trim=start_frame={offset}:end_frame={offset + count},"
+            f"settb=expr=1/{fps},setpts=N,fps={fps},format=yuv420p[{label}b0]")
+
+
+# --- text style: the brand's font, the subtitles' size, colour, outline and position ---------------
+
+
+def _chain(brand_font: str | None, folder: Path, bold: bool) -> tuple:
+    from .fonts import Face, font_chain
+
+    chain = font_chain(bold=bold)
+    if brand_font:
+        chain = (Face(str(fetch(brand_font, folder)), 0), *chain)
+    return chain
+
+
+def _outlined(img, width: int):
+    """A text layer with a black outline `width` pixels thick around its glyphs."""
+    from PIL import Image, ImageFilter
+
+    if width <= 0:
+        return img
+    alpha = img.getchannel("A").point(lambda v: 255 if v > 128 else 0)
+    grown = alpha.filter(ImageFilter.MaxFilter(2 * width + 1))
+    pad = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    pad.putalpha(grown)
+    return Image.alpha_composite(pad, img)
+
+
+def _styled_layers(scene: dict, board: dict, layers: list[tuple], subtitles: dict, brand_font: str | None,
+                   folder: Path) -> list[tuple]:
+    """Heading in the brand font; caption in the brand font and the subtitles' style."""
+    from .images import safe_box
+    from .layout import draw_text, fit_text
+
+    width, height = board["width"], board["height"]
+    left, top, right, bottom = safe_box(width, height)
+    styled = list(layers)
+    if brand_font and styled:
+        img, _x, y, start, slide = styled[0]
+        chain = _chain(brand_font, folder, bold=True)
+        fitted = fit_text(scene["heading"], chain, right - left, max(img.height, 12),
+                          max_size=max(12, int(img.height * 0.7)), min_size=10, max_lines=2)
+        head = draw_text(fitted, chain)
+        styled[0] = (head, (width - head.width) // 2, y, start, slide)
+    if len(styled) > 1:
+        img, _x, y, start, slide = styled[1]
+        chain = _chain(brand_font, folder, bold=False)
+        size = int(subtitles.get("size") or max(10, int(img.height * 0.35)))
+        size = max(10, min(size, int(height * 0.2)))
+        color = brand_rgb(subtitles["color"]) if subtitles.get("color") else [245, 245, 240]
+        outline = int(subtitles.get("outline") or 0)
+        fitted = fit_text(scene["caption"], chain, right - left, int((bottom - top) * 0.4),
+                          max_size=size, min_size=min(size, max(10, size // 2)), max_lines=3)
+        caption = _outlined(draw_text(fitted, chain, color=tuple(color), shadow=outline == 0), outline)
+        position = subtitles.get("position") or "bottom"
+        if position == "top":
+            y = top + slide
+        elif position == "middle":
+            y = (height - caption.height) // 2
+        else:
+            y = bottom - slide - caption.height
+        styled[1] = (caption, (width - caption.width) // 2, y, start, slide)
+    return styled
+
+
+def inside_asset_scenes(board: dict, start: float, duration: float) -> bool:
+    """True when a stretch of the video lies within scenes drawn from the user's material: a still
+    picture or a static shot may legitimately not move (the quality gate lets those pass)."""
+    fps = board["fps"]
+    spans = []
+    for scene in board["scenes"]:
+        if scene.get("asset"):
+            a = scene["start_frame"] / fps
+            b = (scene["start_frame"] + scene["frames"] + board["transition_frames"]) / fps
+            if spans and a <= spans[-1][1] + 1e-6:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], b))
+            else:
+                spans.append((a, b))
+    end = min(start + duration, board["total_frames"] / fps)  # a freeze to the end has no duration
+    return any(a - 0.05 <= start and end <= b + 0.05 for a, b in spans)

@@ -54,7 +54,7 @@ def test_upload_by_chooser_and_drop_then_play_and_delete(page, live_server, logi
         page.get_by_text("choose files").click()
     chooser.value.set_files([str(files[n]) for n in ("clip.mp4", "tone.ogg", "photo.jpg")])
     items = page.locator("#upload-list .upload-item")
-    page.wait_for_function("document.querySelectorAll('#upload-list .upload-item[data-state]').length === 3",
+    page.wait_for_function("() => document.querySelectorAll('#upload-list .upload-item[data-state]').length === 3",
                            timeout=60_000)
     assert items.count() == 3
     for i in range(3):
@@ -65,18 +65,18 @@ def test_upload_by_chooser_and_drop_then_play_and_delete(page, live_server, logi
     page.get_by_label("PNG files are").select_option("logo")
     drop(page, "#drop-zone", [(n, files[n].read_bytes(), "") for n in ("box.ttf", "logo.png", "clip.webm",
                                                                         "tone.wav", "fake.mp4")])
-    page.wait_for_function("document.querySelectorAll('#upload-list .upload-item[data-state]').length === 8",
+    page.wait_for_function("() => document.querySelectorAll('#upload-list .upload-item[data-state]').length === 8",
                            timeout=60_000)
     refused = page.locator('#upload-list .upload-item[data-name="fake.mp4"]')
     assert refused.get_attribute("data-state") == "failed"
     assert "not a valid MP4" in refused.inner_text()
-    page.wait_for_function("document.querySelectorAll('#asset-grid .asset-card').length === 7", timeout=20_000)
+    page.wait_for_function("() => document.querySelectorAll('#asset-grid .asset-card').length === 7", timeout=20_000)
     grid = page.locator("#asset-grid")
     for kind, count in (("clip", 2), ("audio", 2), ("image", 1), ("font", 1), ("logo", 1)):
         assert grid.locator(f'.asset-card[data-kind="{kind}"]').count() == count, kind
     assert "campaign" in grid.locator('.asset-card[data-kind="image"]').inner_text()
     # Every thumbnail loaded as a real picture.
-    page.wait_for_function("""[...document.querySelectorAll('#asset-grid img')]
+    page.wait_for_function("""() => [...document.querySelectorAll('#asset-grid img')]
         .every(img => img.complete && img.naturalWidth > 0)""", timeout=20_000)
     assert page.locator("#asset-grid img").count() == 5  # image, logo, font, two waveforms
 
@@ -121,11 +121,11 @@ def test_preview_button_plays_the_preview_inline(page, live_server, login, stack
     page.get_by_role("button", name="Preview").click()
     player = page.locator("#preview-box video#preview-player")
     player.wait_for(timeout=120_000)
-    page.wait_for_function("document.querySelector('#preview-player').readyState >= 1", timeout=20_000)
+    page.wait_for_function("() => document.querySelector('#preview-player').readyState >= 1", timeout=20_000)
     assert abs(page.evaluate("document.querySelector('#preview-player').duration") - 10.0) < 0.2
     assert page.evaluate("document.querySelector('#preview-player').videoWidth") == 640
     page.evaluate("v => { v.muted = true; return v.play(); }", player.element_handle())
-    page.wait_for_function("document.querySelector('#preview-player').currentTime > 0.3", timeout=20_000)
+    page.wait_for_function("() => document.querySelector('#preview-player').currentTime > 0.3", timeout=20_000)
     assert page.evaluate("window.__noReload") is True
     # The form kept what was typed: the preview does not submit.
     assert page.get_by_label("Theme", exact=True).input_value() == "Preview me"

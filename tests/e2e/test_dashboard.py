@@ -204,7 +204,7 @@ def test_unchanged_board_polls_get_304_and_keep_the_board(page, live_server, log
                        .values(progress=80.0, message="Rendering chunk 3/3",
                                updated_at=utcnow() + timedelta(seconds=1)))
     db.session.commit()
-    page.wait_for_function("document.getElementById('live-board').innerText.includes('Rendering chunk 3/3')")
+    page.wait_for_function("() => document.getElementById('live-board').innerText.includes('Rendering chunk 3/3')")
     assert page.locator("#live-board").get_attribute("data-etag") != etag
 
 

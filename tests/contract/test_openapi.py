@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import webapp.api.views  # noqa: F401  (the blueprints register their operations on import)
+import webapp.api.batches  # noqa: F401  (the blueprints register their operations on import)
+import webapp.api.views  # noqa: F401
+import webapp.api.webhooks  # noqa: F401
 import webapp.api.workers  # noqa: F401
 import webapp.health  # noqa: F401
 from tests.conftest import OUTPUT_DIR, VENV_BIN
@@ -26,12 +28,15 @@ def test_document_covers_every_json_endpoint(app, client):
     declared = {(m.upper(), path) for path, item in doc["paths"].items() for m in item}
     routed = set()
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith(("/tasks", "/healthz", "/readyz")):
+        if rule.rule.startswith(("/tasks", "/webhooks", "/healthz", "/readyz")):
             path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
             routed |= {(m, path) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert routed == declared
-    for name in ("/tasks/workers/policies", "/tasks/workers/decisions", "/tasks/workers/audit"):
+    for name in ("/tasks/workers/policies", "/tasks/workers/decisions", "/tasks/workers/audit",
+                 "/tasks/video/batch", "/tasks/batches/{batch_id}", "/webhooks/{endpoint_id}/rotate-secret"):
         assert name in doc["paths"]
+    assert "/metrics" not in doc["paths"]  # Prometheus text, not JSON
+    assert "content" not in doc["paths"]["/webhooks/{endpoint_id}"]["delete"]["responses"]["204"]
     brief = doc["components"]["schemas"]["BriefIn"]
     assert brief["additionalProperties"] is False and "theme_id" in brief["required"]
 

@@ -629,8 +629,9 @@ def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Aura Render API", "version": "1",
-                 "description": "Submit video briefs, follow tasks, and run the worker fleet. Every "
-                                "operation under /tasks needs `Authorization: Bearer <token>`; errors are "
+                 "description": "Submit video briefs and batches, follow tasks, run the worker fleet and "
+                                "manage webhooks. Every operation under /tasks and /webhooks needs "
+                                "`Authorization: Bearer <token>`; errors are "
                                 "`{\"error\", \"message\", \"fields\"}`."},
         "paths": paths,
         "components": {"schemas": schemas,

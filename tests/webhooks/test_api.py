@@ -45,6 +45,13 @@ def test_only_admins_and_clear_errors(client, webhook_app, make_token, receiver)
     assert bad.status_code == 400 and bad.get_json()["fields"]["url"]
     bad = client.post("/webhooks", headers=admin, data="not json", content_type="application/json")
     assert bad.status_code == 400
+    for url in ("http://a..b/x", "http://" + "x" * 70 + ".example/x"):  # names IDNA cannot encode
+        bad = client.post("/webhooks", headers=admin, json={"url": url})
+        assert bad.status_code == 400 and bad.get_json()["fields"]["url"] == "unknown host", url
+    bad = client.post("/webhooks", headers=admin, json={"url": receiver.url, "events": []})
+    assert bad.status_code == 400 and "events" in bad.get_json()["fields"]
+    assert client.patch("/webhooks/wh_nope", headers=admin, json={"enabled": True}).status_code == 404
+    assert client.get("/webhooks/wh_nope/deliveries?limit=0", headers=admin).status_code == 400
 
 
 def test_private_and_loopback_targets_are_refused_unless_allowed(client, app, make_token):

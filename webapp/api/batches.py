@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 from flask_babel import gettext as _
 
-from webapp.api.auth import api_error, require_role
+from webapp.api import contract as c
+from webapp.api.auth import api_error
+from webapp.api.contract import operation
 from webapp.catalog import Role
 from webapp.extensions import csrf
 from webapp.services import batches
@@ -22,18 +25,6 @@ def _principal() -> str:
     return f"token:{token.name}" if token is not None else "unknown"
 
 
-def read_batch_body() -> object:
-    """The JSON body of a batch (up to 4 MB); raises BatchError otherwise."""
-    request.max_content_length = MAX_BATCH_BYTES
-    raw = request.get_data(cache=False)
-    if not raw.strip():
-        raise batches.BatchError(_("The body is empty; send a JSON object."), {"body": _("JSON object expected")})
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise batches.BatchError(_("The body is not valid JSON."), {"body": str(exc)}) from None
-
-
 def batch_error(exc: batches.BatchError):
     response = api_error(400, "invalid_request", exc.message, exc.fields)
     body = response.get_json()
@@ -42,30 +33,42 @@ def batch_error(exc: batches.BatchError):
     return response
 
 
-@bp.post("/video/batch")
-@require_role(Role.OPERATOR)
-def submit_batch():
+def envelope_errors(raw: Any) -> dict[str, str] | None:
+    """The service's own field messages for an envelope the model refuses."""
+    try:
+        batches.check(raw)
+    except batches.BatchError as exc:
+        return exc.fields
+    return None
+
+
+@operation(bp, "POST", "/video/batch", role=Role.OPERATOR, body=c.BatchIn, body_errors=envelope_errors,
+           max_body=MAX_BATCH_BYTES,
+           headers={"Idempotency-Key": "a retry with the same key returns the same batch (200)"},
+           responses={202: c.BatchOut, 200: c.BatchOut, 400: c.BatchErrorOut, 409: c.ErrorOut},
+           summary="Submit up to 500 video briefs at once")
+def submit_batch(body: c.BatchIn, raw_body: Any):
     """Up to 500 briefs: 202 with batch_id and the task of each index (200 on an idempotent replay)."""
     key = (request.headers.get("Idempotency-Key") or "").strip() or None
     if key is not None and len(key) > 128:
         return api_error(400, "invalid_request", _("Idempotency-Key is too long (128 at most)."),
                          {"Idempotency-Key": _("At most 128 characters.")})
     try:
-        checked = batches.check(read_batch_body())
-        body, created = batches.submit(checked, submitted_by=_principal(), idempotency_key=key)
+        checked = batches.check(raw_body)
+        answer, created = batches.submit(checked, submitted_by=_principal(), idempotency_key=key)
     except batches.BatchError as exc:
         return batch_error(exc)
     except batches.BatchConflict as exc:
         return api_error(409, "idempotency_conflict",
                          _("This Idempotency-Key was used for a different batch (%(id)s).", id=exc.batch_id))
-    response = jsonify(body)
+    response = jsonify(answer)
     response.status_code = 202 if created else 200
-    response.headers["Location"] = f"/tasks/batches/{body['batch_id']}"
+    response.headers["Location"] = f"/tasks/batches/{answer['batch_id']}"
     return response
 
 
-@bp.get("/batches/<batch_id>")
-@require_role(Role.VIEWER)
+@operation(bp, "GET", "/batches/<batch_id>", role=Role.VIEWER, responses={200: c.BatchProgressOut, 404: c.ErrorOut},
+           summary="A batch's tasks by index, with counts and progress")
 def show_batch(batch_id: str):
     """The batch's tasks by index with their state and progress, and the totals."""
     batch = batches.get_batch(batch_id)

@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSche
 from webapp.api.auth import api_error, require_role
 from webapp.catalog import PRIORITIES, QUALITIES, QUEUES, Role, TaskStatus
 from webapp.services import validation as rules
+from webapp.services.batches import MAX_BRIEFS, MODES
+from webapp.services.webhooks import DEFAULT_EVENTS, EVENTS
 
 # --- shapes ------------------------------------------------------------------------------------
 
@@ -351,6 +353,141 @@ class HealthOut(Shape):
     checks: dict[str, str] | None = None
 
 
+def absent(**kwargs: Any) -> Any:
+    """An optional field that may not be null: None (not in the schema) when the body leaves it out."""
+    return Field(None, json_schema_extra=lambda schema: schema.pop("default", None), **kwargs)
+
+
+EventName = Annotated[str, Field(max_length=64, **one_of(EVENTS))]
+
+
+class WebhookIn(Strict):
+    """Checked further by the webhooks service: an http(s) URL to a public address (SSRF), known events."""
+
+    url: str = Field(max_length=2000, description="http(s) URL; private and loopback addresses are refused "
+                                                  "unless WEBHOOK_ALLOWED_HOSTS names them")
+    events: list[EventName] = Field(default_factory=lambda: list(DEFAULT_EVENTS), min_length=1,
+                                    description="the events to send")
+    description: str = Field("", max_length=500)
+
+
+class WebhookPatchIn(Strict):
+    """Only the fields sent change (none of them may be null)."""
+
+    url: str = absent(max_length=2000)
+    events: list[EventName] = absent(min_length=1)
+    description: str = absent(max_length=500)
+    enabled: bool = absent(description="re-enabling clears the failure record")
+
+
+class WebhookOut(Shape):
+    id: str
+    url: str
+    description: str
+    events: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    failing_since: str | None
+    secret_rotating_until: str | None
+    created_by: str | None
+    created_at: str | None
+    updated_at: str | None
+
+
+class WebhookSecretOut(WebhookOut):
+    secret: str = Field(description="whsec_<base64>: shown only in this answer")
+
+
+class WebhooksOut(Shape):
+    webhooks: list[WebhookOut]
+
+
+class DeliveryOut(Shape):
+    id: str = Field(description="the webhook-id header, the same across retries")
+    endpoint_id: str
+    url: str
+    event: str
+    task_id: str | None
+    status: str
+    attempts: int
+    response_code: int | None
+    latency_ms: float | None
+    last_error: str | None
+    created_at: str | None
+    last_attempt_at: str | None
+    next_attempt_at: str | None
+    delivered_at: str | None
+
+
+class DeliveriesArgs(Query):
+    limit: int = Field(100, ge=1, le=500)
+
+
+class DeliveriesOut(Shape):
+    endpoint_id: str
+    deliveries: list[DeliveryOut]
+
+
+class RedeliverOut(Shape):
+    id: str
+    status: Literal["pending"]
+
+
+class BatchIn(Strict):
+    briefs: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BRIEFS,
+                                         description="submit bodies (see BriefIn), each checked on its own")
+    mode: str = Field("all_or_nothing", max_length=32, **one_of(
+        MODES, "all_or_nothing: any invalid brief refuses the batch; each: the valid ones are accepted"))
+
+
+class BriefErrorOut(Shape):
+    index: int
+    message: str
+    fields: dict[str, str]
+
+
+class BatchErrorOut(ErrorOut):
+    errors: list[BriefErrorOut] = Field([], description="the invalid briefs, by index")
+
+
+class BatchTaskOut(Shape):
+    index: int
+    task_id: str
+    status: str
+    priority: str
+    estimated_duration: int | float | None
+
+
+class BatchOut(Shape):
+    batch_id: str
+    mode: str
+    count: int
+    tasks: list[BatchTaskOut]
+    errors: list[BriefErrorOut]
+    timestamp: str
+
+
+class BatchTaskStateOut(Shape):
+    index: int
+    task_id: str
+    status: str
+    progress: float
+    message: str | None
+
+
+class BatchProgressOut(Shape):
+    batch_id: str
+    mode: str
+    count: int
+    created_at: str | None
+    submitted_by: str | None
+    counts: dict[str, int]
+    finished: int
+    done: bool
+    progress: float
+    tasks: list[BatchTaskStateOut]
+
+
 # --- the registry --------------------------------------------------------------------------------
 
 #: Error answers every authenticated operation may give.
@@ -365,9 +502,10 @@ class Operation:
     role: Role | None
     body: type[BaseModel] | None
     query: type[BaseModel] | None
-    responses: dict[int, type[BaseModel]]
+    responses: dict[int, type[BaseModel] | None]
     headers: dict[str, str] = field(default_factory=dict)
     body_optional: bool = False
+    max_body: int | None = None
     endpoint: str = ""
 
 
@@ -393,17 +531,18 @@ def model_errors(exc: ValidationError) -> dict[str, str]:
 
 
 def operation(bp: Blueprint, method: str, rule: str, *, role: Role | None, summary: str,
-              responses: dict[int, type[BaseModel]], body: type[BaseModel] | None = None,
+              responses: dict[int, type[BaseModel] | None], body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, headers: dict[str, str] | None = None,
               body_errors: Callable[[Any], dict[str, str] | None] | None = None,
-              body_optional: bool = False) -> Callable:
+              body_optional: bool = False, max_body: int | None = None) -> Callable:
     """Route, authenticate, validate and declare one JSON operation (see the module docstring).
 
     `body_errors(raw_body)`, when given, is asked first for the fields and messages of a body the
-    model refuses (the brief's translated messages); the model's own errors fill in the rest."""
+    model refuses (the brief's translated messages); the model's own errors fill in the rest.
+    A response declared as None has no body (204). `max_body` raises the 64 KB body limit."""
     entry = Operation(method=method.upper(), path=_openapi_path((bp.url_prefix or "") + rule), summary=summary,
                       role=role, body=body, query=query, responses=responses, headers=headers or {},
-                      body_optional=body_optional)
+                      body_optional=body_optional, max_body=max_body)
     OPERATIONS.append(entry)
 
     def decorator(view: Callable) -> Callable:
@@ -421,8 +560,10 @@ def operation(bp: Blueprint, method: str, rule: str, *, role: Role | None, summa
                 from webapp.api.views import read_json_body
                 from webapp.services.validation import BriefError
 
+                if max_body is not None:
+                    request.max_content_length = max_body
                 try:
-                    raw = read_json_body()
+                    raw = read_json_body(max_body)
                 except BriefError as exc:
                     return api_error(400, "invalid_request", exc.message, exc.fields)
                 try:
@@ -500,8 +641,10 @@ def document() -> dict[str, Any]:
         if op.body is not None:
             answers.setdefault(413, ErrorOut)
         item["responses"] = {
-            str(code): {"description": _STATUS_TEXT.get(code, "answer"),
-                        "content": {"application/json": {"schema": ref(model, "serialization")}},
+            str(code): {"description": _STATUS_TEXT.get(code, "answer") if code != 413 or not op.max_body
+                        else f"body larger than {op.max_body // (1024 * 1024)} MB",
+                        **({"content": {"application/json": {"schema": ref(model, "serialization")}}}
+                           if model is not None else {}),
                         **({"headers": {"Retry-After": {"schema": {"type": "string"}}}} if code == 429 else {})}
             for code, model in sorted(answers.items())
         }
@@ -509,8 +652,9 @@ def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Aura Render API", "version": "1",
-                 "description": "Submit video briefs, follow tasks, and run the worker fleet. Every "
-                                "operation under /tasks needs `Authorization: Bearer <token>`; errors are "
+                 "description": "Submit video briefs and batches, follow tasks, run the worker fleet and "
+                                "manage webhooks. Every operation under /tasks and /webhooks needs "
+                                "`Authorization: Bearer <token>`; errors are "
                                 "`{\"error\", \"message\", \"fields\"}`."},
         "paths": paths,
         "components": {"schemas": schemas,
@@ -524,7 +668,7 @@ def _path_names(path: str) -> list[str]:
     return re.findall(r"{([a-z_]+)}", path)
 
 
-_STATUS_TEXT = {200: "OK", 201: "created", 202: "accepted", 400: "invalid request", 401: "no valid token",
+_STATUS_TEXT = {200: "OK", 201: "created", 202: "accepted", 204: "done, no body", 400: "invalid request", 401: "no valid token",
                 403: "the token's role is too low", 404: "not found", 409: "conflict",
                 413: "body larger than 64 KB", 429: "too many requests (see Retry-After)",
                 503: "not ready"}

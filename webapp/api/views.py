@@ -49,10 +49,13 @@ def _task_or_404(task_id: str):
     return task, None
 
 
-def read_json_body() -> object:
-    """The request body parsed as JSON; raises BriefError with a clear message otherwise."""
+def read_json_body(limit: int | None = None) -> object:
+    """The request body (at most `limit` bytes, 64 KB by default) parsed as JSON; raises BriefError
+    with a clear message otherwise."""
     raw = request.get_data(cache=False)
-    if len(raw) > current_app.config["MAX_CONTENT_LENGTH"]:
+    if limit is not None and len(raw) > limit:
+        raise BriefError({"body": _("The body is larger than %(n)s MB.", n=limit // (1024 * 1024))})
+    if limit is None and len(raw) > current_app.config["MAX_CONTENT_LENGTH"]:
         raise BriefError({"body": _("The body is larger than 64 KB.")})
     if not raw.strip():
         raise BriefError({"body": _("The body is empty; send a JSON object.")},

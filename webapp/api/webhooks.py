@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, request
+from typing import Any
+
+from flask import Blueprint, g, jsonify
 from flask_babel import gettext as _
 
-from webapp.api.auth import api_error, require_role
-from webapp.api.views import read_json_body
+from webapp.api import contract as c
+from webapp.api.auth import api_error
+from webapp.api.contract import operation
 from webapp.catalog import Role
 from webapp.extensions import csrf
 from webapp.services import webhooks
-from webapp.services.validation import BriefError
 
 bp = Blueprint("api_webhooks", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)
+NOT_FOUND = {404: c.ErrorOut}
 
 
 def _principal() -> str:
@@ -28,21 +31,23 @@ def _endpoint_or_404(endpoint_id: str):
     return endpoint, None
 
 
-def _parse(partial: bool) -> dict:
-    """The JSON body validated as an endpoint; raises WebhookError."""
-    try:
-        body = read_json_body()
-    except BriefError as exc:
-        raise webhooks.WebhookError(exc.message, exc.fields) from None
-    return webhooks.parse_endpoint(body, partial=partial)
+def _service_errors(partial: bool):
+    """The service's own field messages for a body the model refuses."""
+    def errors(raw: Any) -> dict[str, str] | None:
+        try:
+            webhooks.parse_endpoint(raw, partial=partial)
+        except webhooks.WebhookError as exc:
+            return exc.fields
+        return None
+    return errors
 
 
-@bp.post("")
-@require_role(Role.ADMIN)
-def create():
+@operation(bp, "POST", "", role=Role.ADMIN, body=c.WebhookIn, body_errors=_service_errors(False),
+           responses={201: c.WebhookSecretOut}, summary="Register a webhook endpoint")
+def create(body: c.WebhookIn, raw_body: Any):
     """Register an endpoint: 201 with its id and its secret (shown only here)."""
     try:
-        values = _parse(partial=False)
+        values = webhooks.parse_endpoint(raw_body, partial=False)
     except webhooks.WebhookError as exc:
         return api_error(400, "invalid_request", exc.message, exc.fields)
     endpoint, secret = webhooks.create_endpoint(values, _principal())
@@ -52,35 +57,34 @@ def create():
     return response
 
 
-@bp.get("")
-@require_role(Role.ADMIN)
+@operation(bp, "GET", "", role=Role.ADMIN, responses={200: c.WebhooksOut}, summary="Registered webhook endpoints")
 def list_all():
     return jsonify({"webhooks": [e.to_dict() for e in webhooks.list_endpoints()]})
 
 
-@bp.get("/<endpoint_id>")
-@require_role(Role.ADMIN)
+@operation(bp, "GET", "/<endpoint_id>", role=Role.ADMIN, responses={200: c.WebhookOut, **NOT_FOUND},
+           summary="One webhook endpoint")
 def show(endpoint_id: str):
     endpoint, error = _endpoint_or_404(endpoint_id)
     return error or jsonify(endpoint.to_dict())
 
 
-@bp.patch("/<endpoint_id>")
-@require_role(Role.ADMIN)
-def change(endpoint_id: str):
+@operation(bp, "PATCH", "/<endpoint_id>", role=Role.ADMIN, body=c.WebhookPatchIn, body_errors=_service_errors(True),
+           responses={200: c.WebhookOut, **NOT_FOUND}, summary="Change a webhook endpoint")
+def change(endpoint_id: str, body: c.WebhookPatchIn, raw_body: Any):
     """Change url, events, description or enabled (re-enabling clears the failure record)."""
     endpoint, error = _endpoint_or_404(endpoint_id)
     if error:
         return error
     try:
-        values = _parse(partial=True)
+        values = webhooks.parse_endpoint(raw_body, partial=True)
     except webhooks.WebhookError as exc:
         return api_error(400, "invalid_request", exc.message, exc.fields)
     return jsonify(webhooks.update_endpoint(endpoint, values).to_dict())
 
 
-@bp.delete("/<endpoint_id>")
-@require_role(Role.ADMIN)
+@operation(bp, "DELETE", "/<endpoint_id>", role=Role.ADMIN, responses={204: None, **NOT_FOUND},
+           summary="Delete a webhook endpoint and its deliveries")
 def remove(endpoint_id: str):
     endpoint, error = _endpoint_or_404(endpoint_id)
     if error:
@@ -89,8 +93,8 @@ def remove(endpoint_id: str):
     return "", 204
 
 
-@bp.post("/<endpoint_id>/rotate-secret")
-@require_role(Role.ADMIN)
+@operation(bp, "POST", "/<endpoint_id>/rotate-secret", role=Role.ADMIN,
+           responses={200: c.WebhookSecretOut, **NOT_FOUND}, summary="Rotate a webhook endpoint's secret")
 def rotate(endpoint_id: str):
     """A new secret (shown once); the old one also signs for 24 hours."""
     endpoint, error = _endpoint_or_404(endpoint_id)
@@ -100,8 +104,8 @@ def rotate(endpoint_id: str):
     return jsonify({**endpoint.to_dict(), "secret": secret})
 
 
-@bp.post("/<endpoint_id>/test")
-@require_role(Role.ADMIN)
+@operation(bp, "POST", "/<endpoint_id>/test", role=Role.ADMIN, responses={200: c.DeliveryOut, **NOT_FOUND},
+           summary="Send a ping to a webhook endpoint now")
 def test(endpoint_id: str):
     """Send a `ping` event now and answer with the delivery's outcome."""
     endpoint, error = _endpoint_or_404(endpoint_id)
@@ -110,23 +114,19 @@ def test(endpoint_id: str):
     return jsonify(webhooks.send_test(endpoint).to_dict())
 
 
-@bp.get("/<endpoint_id>/deliveries")
-@require_role(Role.ADMIN)
-def deliveries(endpoint_id: str):
+@operation(bp, "GET", "/<endpoint_id>/deliveries", role=Role.ADMIN, query=c.DeliveriesArgs,
+           responses={200: c.DeliveriesOut, **NOT_FOUND}, summary="A webhook endpoint's newest deliveries")
+def deliveries(endpoint_id: str, query: c.DeliveriesArgs):
     """The endpoint's newest deliveries (?limit=, at most 500)."""
     endpoint, error = _endpoint_or_404(endpoint_id)
     if error:
         return error
-    raw = request.args.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
-        return api_error(400, "invalid_request", _("limit must be a whole number from 1 to %(n)s", n=500),
-                         {"limit": "1-500"})
-    rows = webhooks.deliveries_of(endpoint_id=endpoint.id, limit=int(raw))
+    rows = webhooks.deliveries_of(endpoint_id=endpoint.id, limit=query.limit)
     return jsonify({"endpoint_id": endpoint.id, "deliveries": [d.to_dict() for d in rows]})
 
 
-@bp.post("/<endpoint_id>/deliveries/<delivery_id>/redeliver")
-@require_role(Role.ADMIN)
+@operation(bp, "POST", "/<endpoint_id>/deliveries/<delivery_id>/redeliver", role=Role.ADMIN,
+           responses={202: c.RedeliverOut, **NOT_FOUND}, summary="Send a delivery again (same webhook-id)")
 def redeliver(endpoint_id: str, delivery_id: str):
     """Send a delivery again, with the same webhook-id."""
     endpoint, error = _endpoint_or_404(endpoint_id)

@@ -131,7 +131,7 @@ def resolve_target(url: str) -> Target:
     host = parts.hostname
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
+    except (OSError, UnicodeError):  # UnicodeError: a name IDNA cannot encode (an empty or 64+ label)
         raise UnsafeTarget(f"The host {host} cannot be resolved.", {"url": "unknown host"}) from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     for address in addresses:

@@ -24,6 +24,9 @@ def test_unrenderable_character_fails_at_once_with_stage_and_traceback(app, clie
     assert status["error"].startswith("MissingGlyph")
     assert status["error_detail"]["stage"] == "visuals"
     assert "U+10FFFD" in status["error_detail"]["message"]
+    assert "traceback" not in status["error_detail"]  # the traceback is for admins
+    admin = make_token("admin", name="failures-admin")
+    status = client.get(f"/tasks/status/{task_id}", headers={"Authorization": f"Bearer {admin}"}).get_json()
     assert "Traceback" in status["error_detail"]["traceback"]
     from pathlib import Path
 

@@ -143,7 +143,8 @@ def test_cancel_while_running_stops_quickly_and_leaves_nothing(app, client, stac
     assert not (media / "work" / task_id).exists()
     assert not list((media / "tmp").glob(f"{task_id}*")) if (media / "tmp").exists() else True
     assert _children_running(f"ffmpeg.*{task_id}") == []
-    assert events(task_id)[-2:] == ["cancel_requested", "cancelled"]
+    kinds = events(task_id)  # a stage that finished as the cancel came may log between the two
+    assert kinds[-1] == "cancelled" and "cancel_requested" in kinds
 
 
 @pytest.mark.sqlite_only

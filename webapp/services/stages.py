@@ -224,9 +224,6 @@ def finish_stage(sc: StageClaim, artifacts: list[str]) -> bool:
             .values(status=StageStatus.DONE.value, progress=1.0, finished_at=now, lease_expires_at=None,
                     artifacts=artifacts)
         ).rowcount
-        if done:  # a stage change: endpoints that asked for task.progress hear of it
-            notify.task_changed(conn, sc.task_id, "task.progress")
-    notify.after_commit()
     if done:
         seconds = round(time.monotonic() - sc.started, 2)
         lifecycle.record_event(sc.task_id, "stage", f"{sc.stage_id} done in {seconds:.2f}s by {sc.runner}",
@@ -301,8 +298,8 @@ class StageKeeper:
     def _tick(self) -> None:
         sc = self.sc
         with self.engine.connect() as conn:
-            task = conn.execute(select(RenderTask.status, RenderTask.attempt, RenderTask.cancel_requested)
-                                .where(RenderTask.id == sc.task_id)).first()
+            task = conn.execute(select(RenderTask.status, RenderTask.attempt, RenderTask.cancel_requested,
+                                       RenderTask.stage).where(RenderTask.id == sc.task_id)).first()
         if task is None or task.status != TaskStatus.PROCESSING.value or task.attempt != sc.attempt:
             self.lost = True
             return
@@ -327,9 +324,12 @@ class StageKeeper:
             if held and write:
                 overall = overall_progress(conn, sc.task_id, sc.attempt)
                 text = f"{STAGE_SPECS[sc.kind].message} {pending[1]}".strip()
-                conn.execute(update(RenderTask).where(*_holder(sc.task_id, sc.attempt))
-                             .values(progress=round(overall * 100, 2), message=text[:255], stage=sc.kind,
-                                     updated_at=now))
+                moved = conn.execute(update(RenderTask).where(*_holder(sc.task_id, sc.attempt))
+                                     .values(progress=round(overall * 100, 2), message=text[:255], stage=sc.kind,
+                                             updated_at=now)).rowcount
+                if moved and task.stage != sc.kind:  # a stage change: task.progress for who asked for it
+                    notify.task_changed(conn, sc.task_id, "task.progress")
+        notify.after_commit()
         self._last_renew = time.monotonic()
         if write:
             self._last_write = time.monotonic()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import webapp.api.batches  # noqa: F401  (the blueprints register their operations on import)
+import webapp.api.assets  # noqa: F401  (the blueprints register their operations on import)
+import webapp.api.batches  # noqa: F401
 import webapp.api.views  # noqa: F401
 import webapp.api.webhooks  # noqa: F401
 import webapp.api.workers  # noqa: F401
@@ -29,7 +30,7 @@ def test_document_covers_every_json_endpoint(app, client):
     declared = {(m.upper(), path) for path, item in doc["paths"].items() for m in item}
     routed = set()
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith(("/tasks", "/webhooks", "/healthz", "/readyz")):
+        if rule.rule.startswith(("/tasks", "/webhooks", "/assets", "/healthz", "/readyz")):
             path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
             routed |= {(m, path) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert routed == declared
@@ -86,9 +87,11 @@ def run_schemathesis(live_server: str, token: str, report: Path, config: Path, *
 
 def existing_ids(path: Path) -> Path:
     """A schemathesis config naming rows that exist, so the operations on one webhook endpoint, one
-    delivery and one batch get past their 404 and answer with their documented shapes (the
+    delivery, one batch and one asset get past their 404 and answer with their documented shapes (the
     endpoint's loopback URL is refused at send time: the ping waits for a retry, no request is made)."""
-    from webapp.services import batches, webhooks
+    from PIL import Image
+
+    from webapp.services import assets, batches, webhooks
 
     kept, deleted = (webhooks.create_endpoint({"url": f"http://127.0.0.1:9/{name}", "events": ["task.failed"]},
                                               "contract-test")[0] for name in ("kept", "deleted"))
@@ -96,15 +99,25 @@ def existing_ids(path: Path) -> Path:
     assert delivery.status == "pending" and "WEBHOOK_ALLOWED_HOSTS" in delivery.last_error  # to retry
     batch, _created = batches.submit(batches.check({"briefs": [small_brief(), small_brief(priority="low")]}),
                                      submitted_by="contract-test")
+    picture = path.with_name("picture.png")
+    Image.new("RGB", (64, 48), (10, 132, 255)).save(picture)
+    asset, doomed = (assets.ingest_file(picture, name, assets.Actor("contract-test"), tags="contract")
+                     for name in ("kept.png", "deleted.png"))
+    assert asset.has_thumbnail
     path.write_text(f'''
 [parameters]
 endpoint_id = "{kept.id}"
 delivery_id = "{delivery.id}"
 batch_id = "{batch["batch_id"]}"
+asset_id = "{asset.id}"
 
 [[operations]]
 include-name = "DELETE /webhooks/{{endpoint_id}}"
 parameters = {{ endpoint_id = "{deleted.id}" }}
+
+[[operations]]
+include-name = "DELETE /assets/{{asset_id}}"
+parameters = {{ asset_id = "{doomed.id}" }}
 ''')
     return path
 

@@ -1,5 +1,6 @@
 """The media library's JSON API under /assets, for scripts (bearer token) and the dashboard's library
-page (signed-in session, CSRF header). Thin: parse, call webapp/services/assets.py, answer JSON."""
+page (signed-in session, CSRF header). Thin: parse, call webapp/services/assets.py, answer JSON.
+Each operation is declared in the contract (webapp/api/contract.py) with `actor_required` as its guard."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from flask import Blueprint, abort, current_app, g, jsonify, redirect, request, 
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from webapp.api import contract as c
 from webapp.api.auth import api_error, bearer_token
+from webapp.api.contract import operation
 from webapp.catalog import Role
 from webapp.extensions import csrf, db
 from webapp.models import ApiToken, User
@@ -76,8 +79,11 @@ def _not_found(asset_id: str):
     return api_error(404, "not_found", _("No asset with id %(id)s.", id=asset_id))
 
 
-@bp.post("")
-@actor_required(Role.OPERATOR)
+NOT_FOUND = {404: c.ErrorOut}
+
+
+@operation(bp, "POST", "", role=Role.OPERATOR, guard=actor_required, form=c.AssetUploadForm,
+           responses={201: c.AssetOut}, summary="Upload a file to the media library")
 def upload():
     """Take in one file (multipart field `file`, optional `tags`, `shared`, `kind`, `text`)."""
     upload_file = request.files.get("file")
@@ -97,23 +103,22 @@ def upload():
     return response
 
 
-@bp.get("")
-@actor_required(Role.VIEWER)
-def listing():
+@operation(bp, "GET", "", role=Role.VIEWER, guard=actor_required, query=c.AssetsArgs,
+           responses={200: c.AssetsOut}, summary="Visible assets, newest first")
+def listing(query: c.AssetsArgs):
     """Visible assets, newest first, filtered by kind, tag and text, paged by limit/offset."""
-    args = request.args
     try:
         rows, total, next_offset = asset_service.list_assets(
-            g.actor, kind=args.get("kind"), tag=args.get("tag"), text=args.get("q") or args.get("text"),
-            limit=args.get("limit"), offset=args.get("offset"))
+            g.actor, kind=query.kind, tag=query.tag, text=query.q or query.text, limit=query.limit,
+            offset=query.offset)
     except asset_service.ListError as exc:
         return api_error(400, "invalid_request", _("Invalid filter."), exc.fields)
     return jsonify({"assets": [a.to_dict() for a in rows], "count": len(rows), "total": total,
                     "next_offset": next_offset})
 
 
-@bp.get("/<asset_id>")
-@actor_required(Role.VIEWER)
+@operation(bp, "GET", "/<asset_id>", role=Role.VIEWER, guard=actor_required,
+           responses={200: c.AssetDetailOut, **NOT_FOUND}, summary="One asset and the active tasks using it")
 def detail(asset_id: str):
     asset = asset_service.get_asset(asset_id, g.actor)
     if asset is None:
@@ -123,8 +128,8 @@ def detail(asset_id: str):
     return jsonify(body)
 
 
-@bp.delete("/<asset_id>")
-@actor_required(Role.OPERATOR)
+@operation(bp, "DELETE", "/<asset_id>", role=Role.OPERATOR, guard=actor_required,
+           responses={200: c.AssetDeletedOut, **NOT_FOUND, 409: c.ErrorOut}, summary="Delete an asset")
 def delete(asset_id: str):
     """Delete one's own asset (admins: any); 409 while a waiting or running task uses it."""
     asset = asset_service.get_asset(asset_id, g.actor)
@@ -141,8 +146,21 @@ def delete(asset_id: str):
     return jsonify({"id": asset_id, "deleted": True})
 
 
-@bp.get("/<asset_id>/<any(file, thumbnail):part>")
-@actor_required(Role.VIEWER)
+FILE_ANSWERS = {200: c.Binary, 302: None, **NOT_FOUND}
+
+
+@operation(bp, "GET", "/<asset_id>/file", role=Role.VIEWER, guard=actor_required, responses=FILE_ANSWERS,
+           summary="The asset's bytes (Range requests; a presigned URL from object storage)")
+def file(asset_id: str):
+    return content(asset_id, "file")
+
+
+@operation(bp, "GET", "/<asset_id>/thumbnail", role=Role.VIEWER, guard=actor_required, responses=FILE_ANSWERS,
+           summary="The asset's JPEG thumbnail (a presigned URL from object storage)")
+def thumbnail(asset_id: str):
+    return content(asset_id, "thumbnail")
+
+
 def content(asset_id: str, part: str):
     """The asset's bytes or thumbnail: streamed with Range from a local store, else a presigned URL."""
     asset = asset_service.get_asset(asset_id, g.actor)

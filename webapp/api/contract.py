@@ -28,6 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSche
 from webapp.api.auth import api_error, require_role
 from webapp.catalog import PRIORITIES, QUALITIES, QUEUES, Role, TaskStatus
 from webapp.services import validation as rules
+from webapp.services.assets import KINDS as ASSET_KINDS
+from webapp.services.assets import MAX_TAG, MAX_TAGS
+from webapp.services.assets import PAGE_MAX as ASSET_PAGE_MAX
 from webapp.services.batches import MAX_BRIEFS, MODES
 from webapp.services.webhooks import DEFAULT_EVENTS, EVENTS
 
@@ -488,6 +491,73 @@ class BatchProgressOut(Shape):
     tasks: list[BatchTaskStateOut]
 
 
+class AssetOut(Shape):
+    id: str
+    kind: str
+    name: str
+    owner: str
+    size: int
+    duration: float | None
+    width: int | None
+    height: int | None
+    codec: str | None
+    tags: list[str]
+    shared: bool
+    created_at: str | None
+    probe: dict[str, Any]
+    url: str = Field(description="/assets/{id}/file")
+    thumbnail_url: str | None
+
+
+class AssetDetailOut(AssetOut):
+    used_by: list[str] = Field(description="waiting or running tasks whose brief uses the asset")
+
+
+class AssetsOut(Shape):
+    assets: list[AssetOut]
+    count: int
+    total: int
+    next_offset: int | None
+
+
+class AssetDeletedOut(Shape):
+    id: str
+    deleted: bool
+
+
+def as_integer(minimum: int, maximum: int | None = None) -> Any:
+    """A query number the service checks with its own message: text here, an integer in the document."""
+    schema = {"type": "integer", "minimum": minimum, **({"maximum": maximum} if maximum is not None else {})}
+    return Annotated[str | None, WithJsonSchema(schema)]
+
+
+class AssetsArgs(Query):
+    """Checked by the assets service, whose messages name each bad filter."""
+
+    kind: str | None = Field(None, max_length=16, **one_of(ASSET_KINDS))
+    tag: str | None = Field(None, max_length=200)
+    q: str | None = Field(None, max_length=200, description="text in the file name or the tags")
+    text: str | None = Field(None, max_length=200, description="the same as q")
+    limit: as_integer(1, ASSET_PAGE_MAX) = None  # type: ignore[valid-type]
+    offset: as_integer(0) = None  # type: ignore[valid-type]
+
+
+class AssetUploadForm(BaseModel):
+    """The multipart/form-data upload, declared by shape only: the assets service checks the file and
+    the fields, with messages naming them (a kind is matched case-insensitively, so no enum here)."""
+
+    file: Annotated[bytes, WithJsonSchema({"type": "string", "format": "binary"})] = Field(
+        description="an image, clip, audio file, PNG logo or font (ASSET_MAX_BYTES at most)")
+    tags: str = absent(description=f"comma-separated, at most {MAX_TAGS} of {MAX_TAG} characters")
+    shared: str = absent(description="1, true, yes or on: every user sees it")
+    kind: str = absent(description="instead of the kind the file's type gives: " + ", ".join(ASSET_KINDS))
+    text: str = absent(description="a font's texts, checked for missing glyphs")
+
+
+class Binary:
+    """A response that is the file's bytes, of its own media type."""
+
+
 # --- the registry --------------------------------------------------------------------------------
 
 #: Error answers every authenticated operation may give.
@@ -502,8 +572,9 @@ class Operation:
     role: Role | None
     body: type[BaseModel] | None
     query: type[BaseModel] | None
-    responses: dict[int, type[BaseModel] | None]
+    responses: dict[int, type[BaseModel] | type[Binary] | None]
     headers: dict[str, str] = field(default_factory=dict)
+    form: type[BaseModel] | None = None
     body_optional: bool = False
     max_body: int | None = None
     endpoint: str = ""
@@ -531,18 +602,21 @@ def model_errors(exc: ValidationError) -> dict[str, str]:
 
 
 def operation(bp: Blueprint, method: str, rule: str, *, role: Role | None, summary: str,
-              responses: dict[int, type[BaseModel] | None], body: type[BaseModel] | None = None,
+              responses: dict[int, type[BaseModel] | type[Binary] | None], body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, headers: dict[str, str] | None = None,
               body_errors: Callable[[Any], dict[str, str] | None] | None = None,
-              body_optional: bool = False, max_body: int | None = None) -> Callable:
+              body_optional: bool = False, max_body: int | None = None,
+              form: type[BaseModel] | None = None, guard: Callable[[Role], Callable] | None = None) -> Callable:
     """Route, authenticate, validate and declare one JSON operation (see the module docstring).
 
     `body_errors(raw_body)`, when given, is asked first for the fields and messages of a body the
     model refuses (the brief's translated messages); the model's own errors fill in the rest.
-    A response declared as None has no body (204). `max_body` raises the 64 KB body limit."""
+    A response declared as None has no body (204), as Binary the bytes of a file. `max_body` raises
+    the 64 KB body limit. `form` declares a multipart/form-data body that the view reads itself.
+    `guard(role)`, when given, authenticates instead of the bearer-only `require_role`."""
     entry = Operation(method=method.upper(), path=_openapi_path((bp.url_prefix or "") + rule), summary=summary,
                       role=role, body=body, query=query, responses=responses, headers=headers or {},
-                      body_optional=body_optional, max_body=max_body)
+                      body_optional=body_optional, max_body=max_body, form=form)
     OPERATIONS.append(entry)
 
     def decorator(view: Callable) -> Callable:
@@ -576,7 +650,7 @@ def operation(bp: Blueprint, method: str, rule: str, *, role: Role | None, summa
                 kwargs["raw_body"] = raw
             return view(*args, **kwargs)
 
-        guarded = require_role(role)(validated) if role is not None else validated
+        guarded = (guard or require_role)(role)(validated) if role is not None else validated
         bp.add_url_rule(rule, view.__name__, guarded, methods=[entry.method])
         entry.endpoint = f"{bp.name}.{view.__name__}"
         return guarded
@@ -631,6 +705,9 @@ def document() -> dict[str, Any]:
         if op.body is not None:
             item["requestBody"] = {"required": not op.body_optional,
                                    "content": {"application/json": {"schema": ref(op.body, "validation")}}}
+        if op.form is not None:
+            item["requestBody"] = {"required": True,
+                                   "content": {"multipart/form-data": {"schema": ref(op.form, "validation")}}}
         answers = dict(op.responses)
         if op.role is not None:
             answers = {**AUTH_ERRORS, **answers}
@@ -638,14 +715,16 @@ def document() -> dict[str, Any]:
             item["description"] = f"Needs a token with the {op.role.value} role (or higher)."
         if op.body is not None or op.query is not None:
             answers.setdefault(400, ErrorOut)
-        if op.body is not None:
+        if op.body is not None or op.form is not None:
+            answers.setdefault(400, ErrorOut)
             answers.setdefault(413, ErrorOut)
         item["responses"] = {
-            str(code): {"description": _STATUS_TEXT.get(code, "answer") if code != 413 or not op.max_body
+            str(code): {"description": _STATUS_TEXT.get(code, "answer") if code != 413 or not (op.max_body or op.form)
+                        else "file larger than ASSET_MAX_BYTES" if op.form
                         else f"body larger than {op.max_body // (1024 * 1024)} MB",
-                        **({"content": {"application/json": {"schema": ref(model, "serialization")}}}
-                           if model is not None else {}),
-                        **({"headers": {"Retry-After": {"schema": {"type": "string"}}}} if code == 429 else {})}
+                        **_content(model, ref),
+                        **({"headers": {"Retry-After": {"schema": {"type": "string"}}}} if code == 429 else {}),
+                        **({"headers": {"Location": {"schema": {"type": "string"}}}} if code == 302 else {})}
             for code, model in sorted(answers.items())
         }
         paths.setdefault(op.path, {})[op.method.lower()] = item
@@ -653,13 +732,22 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Aura Render API", "version": "1",
                  "description": "Submit video briefs and batches, follow tasks, run the worker fleet and "
-                                "manage webhooks. Every operation under /tasks and /webhooks needs "
-                                "`Authorization: Bearer <token>`; errors are "
+                                "manage webhooks and the media library. Every operation under /tasks, /webhooks and "
+                                "/assets needs `Authorization: Bearer <token>` (/assets also takes a signed-in "
+                                "session with an X-CSRFToken header); errors are "
                                 "`{\"error\", \"message\", \"fields\"}`."},
         "paths": paths,
         "components": {"schemas": schemas,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+
+
+def _content(model: Any, ref: Callable) -> dict[str, Any]:
+    if model is None:
+        return {}
+    if model is Binary:
+        return {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
+    return {"content": {"application/json": {"schema": ref(model, "serialization")}}}
 
 
 def _path_names(path: str) -> list[str]:
@@ -668,7 +756,7 @@ def _path_names(path: str) -> list[str]:
     return re.findall(r"{([a-z_]+)}", path)
 
 
-_STATUS_TEXT = {200: "OK", 201: "created", 202: "accepted", 204: "done, no body", 400: "invalid request", 401: "no valid token",
+_STATUS_TEXT = {200: "OK", 201: "created", 302: "found elsewhere: a presigned storage URL", 202: "accepted", 204: "done, no body", 400: "invalid request", 401: "no valid token",
                 403: "the token's role is too low", 404: "not found", 409: "conflict",
                 413: "body larger than 64 KB", 429: "too many requests (see Retry-After)",
                 503: "not ready"}

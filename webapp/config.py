@@ -171,7 +171,7 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LOGIN_RATE_USER": env.get("LOGIN_RATE_USER") or "5/minute",
         "RATELIMIT_READ": env.get("RATELIMIT_READ") or "600/minute",
         "RATELIMIT_SUBMIT": env.get("RATELIMIT_SUBMIT") or "60/minute",
-        "MAX_ACTIVE_TASKS_PER_USER": _int(env, "MAX_ACTIVE_TASKS_PER_USER", 50),
+        "MAX_ACTIVE_TASKS_PER_USER": _int(env, "MAX_ACTIVE_TASKS_PER_USER", 1000),
         "VIEWER_MAX_RESOLUTION": _size(env, "VIEWER_MAX_RESOLUTION", "1280x720"),
         "VIEWER_MAX_DURATION": _int(env, "VIEWER_MAX_DURATION", 60),
         "OPERATOR_MAX_RESOLUTION": _size(env, "OPERATOR_MAX_RESOLUTION", "1920x1080"),

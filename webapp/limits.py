@@ -103,11 +103,16 @@ def check_submission(brief: dict[str, Any], role: Role | str, submitted_by: str)
     """Refuse a validated brief over the role's resolution or duration cap, or when the submitter
     already has MAX_ACTIVE_TASKS_PER_USER tasks waiting or running."""
     from flask_babel import gettext as _
-    from sqlalchemy import select
 
-    from webapp.catalog import ACTIVE_STATES
-    from webapp.extensions import db
-    from webapp.models import RenderTask
+    fields = over_role_caps(brief, role)
+    if fields:
+        raise SubmissionRefused(400, "invalid_request", _("The brief is over your role's limits."), fields)
+    check_active_tasks(submitted_by)
+
+
+def over_role_caps(brief: dict[str, Any], role: Role | str) -> dict[str, str]:
+    """The fields of a validated brief over the role's resolution or duration cap (empty: none)."""
+    from flask_babel import gettext as _
 
     (max_w, max_h), max_seconds = role_caps(role)
     fields: dict[str, str] = {}
@@ -118,15 +123,25 @@ def check_submission(brief: dict[str, Any], role: Role | str, submitted_by: str)
     if brief["target_duration_id"] > max_seconds:
         fields["target_duration_id"] = _("Your role (%(role)s) renders at most %(n)s seconds.",
                                          role=Role(role).value, n=max_seconds)
-    if fields:
-        raise SubmissionRefused(400, "invalid_request", _("The brief is over your role's limits."), fields)
+    return fields
+
+
+def check_active_tasks(submitted_by: str, adding: int = 1) -> None:
+    """Refuse (429) `adding` more tasks when the submitter would pass MAX_ACTIVE_TASKS_PER_USER."""
+    from flask_babel import gettext as _
+    from sqlalchemy import select
+
+    from webapp.catalog import ACTIVE_STATES
+    from webapp.extensions import db
+    from webapp.models import RenderTask
+
     cap = current_app.config["MAX_ACTIVE_TASKS_PER_USER"]
     if cap <= 0:  # 0: no cap
         return
     # At most `cap` index entries read (ix_render_tasks_submitter_status), however many tasks wait.
     active = select(RenderTask.id).where(RenderTask.submitted_by == submitted_by,
                                          RenderTask.status.in_([s.value for s in ACTIVE_STATES])).limit(cap)
-    if len(db.session.scalars(active).all()) >= cap:
+    if len(db.session.scalars(active).all()) + adding > cap:
         raise SubmissionRefused(429, "too_many_active_tasks",
                                 _("You have %(n)s tasks waiting or running, the most allowed; submit more when "
                                   "some finish.", n=cap))

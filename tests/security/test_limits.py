@@ -26,7 +26,7 @@ def test_defaults_are_what_a_small_team_keeps():
     config = load_config({"ENVIRONMENT": "testing"})
     assert config["LOGIN_RATE_USER"] == "5/minute" and config["LOGIN_RATE_IP"] == "30/minute"
     assert config["RATELIMIT_SUBMIT"] == "60/minute" and config["RATELIMIT_READ"] == "600/minute"
-    assert config["MAX_ACTIVE_TASKS_PER_USER"] == 50
+    assert config["MAX_ACTIVE_TASKS_PER_USER"] == 1000
     assert config["OPERATOR_MAX_RESOLUTION"] == "1920x1080" and config["OPERATOR_MAX_DURATION"] == 300
     assert config["SUPERVISOR_MAX_WORKERS"] == 8 and config["WORKER_MAX_CONCURRENCY"] == 8
     custom = load_config({"RATELIMIT_SUBMIT": "5/second", "OPERATOR_MAX_RESOLUTION": "1280X720",
@@ -162,3 +162,25 @@ def test_fleet_has_safe_defaults(client, make_token, app, monkeypatch):
     assert parse_args([]).max_workers == 3
     monkeypatch.setenv("SUPERVISOR_MAX_WORKERS", "0")
     assert parse_args([]).max_workers is None
+
+
+def test_batches_and_previews_keep_the_same_caps(client, make_token, limits):
+    limits["MAX_ACTIVE_TASKS_PER_USER"] = 3
+    headers = {"Authorization": f"Bearer {make_token('operator')}"}
+    too_big = small_brief(config={"quality": "low", "resolution": "2560x1440"})
+    # A brief over the role's cap is an error by its index, like an invalid one.
+    refused = client.post("/tasks/video/batch", json={"briefs": [small_brief(), too_big]}, headers=headers)
+    assert refused.status_code == 400
+    assert [(e["index"], list(e["fields"])) for e in refused.get_json()["errors"]] == [(1, ["config.resolution"])]
+    each = client.post("/tasks/video/batch", json={"briefs": [small_brief(), too_big], "mode": "each"},
+                       headers=headers)
+    assert each.status_code == 202 and [t["index"] for t in each.get_json()["tasks"]] == [0]
+    # One task is active: a batch of three would pass the cap of three, a batch of two does not.
+    over = client.post("/tasks/video/batch", json={"briefs": [small_brief()] * 3}, headers=headers)
+    assert over.status_code == 429 and over.get_json()["error"] == "too_many_active_tasks"
+    assert int(over.headers["Retry-After"]) > 0
+    assert client.post("/tasks/video/batch", json={"briefs": [small_brief()] * 2}, headers=headers).status_code == 202
+    # A preview is a task too.
+    assert client.post("/tasks/video/preview", json=small_brief(), headers=headers).status_code == 429
+    limits["MAX_ACTIVE_TASKS_PER_USER"] = 0
+    assert client.post("/tasks/video/preview", json=too_big, headers=headers).status_code == 400

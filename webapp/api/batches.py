@@ -11,8 +11,10 @@ from flask_babel import gettext as _
 from webapp.api import contract as c
 from webapp.api.auth import api_error
 from webapp.api.contract import operation
+from webapp.api.views import ACTIVE_RETRY_SECONDS
 from webapp.catalog import Role
 from webapp.extensions import csrf
+from webapp.limits import SubmissionRefused, check_active_tasks
 from webapp.services import batches
 
 bp = Blueprint("api_batches", __name__, url_prefix="/tasks")
@@ -55,7 +57,14 @@ def submit_batch(body: c.BatchIn, raw_body: Any):
                          {"Idempotency-Key": _("At most 128 characters.")})
     try:
         checked = batches.check(raw_body)
+        batches.within_caps(checked, g.api_token.role)
+        if key is None or not batches.key_is_used(key):  # a replay adds no task
+            check_active_tasks(_principal(), adding=len(checked.valid))
         answer, created = batches.submit(checked, submitted_by=_principal(), idempotency_key=key)
+    except SubmissionRefused as exc:
+        response = api_error(exc.status, exc.error, exc.message, exc.fields)
+        response.headers["Retry-After"] = str(ACTIVE_RETRY_SECONDS)
+        return response
     except batches.BatchError as exc:
         return batch_error(exc)
     except batches.BatchConflict as exc:

@@ -157,6 +157,13 @@ def video_preview(body: c.BriefIn, raw_body: object):
         asset_service.check_asset_refs(brief, api_actor())
     except BriefError as exc:
         return api_error(400, "invalid_request", exc.message, exc.fields)
+    try:
+        check_submission(brief, g.api_token.role, _principal())
+    except SubmissionRefused as exc:
+        response = api_error(exc.status, exc.error, exc.message, exc.fields)
+        if exc.status == 429:
+            response.headers["Retry-After"] = str(ACTIVE_RETRY_SECONDS)
+        return response
     task, _created = task_service.submit(variant_service.preview_brief(brief), submitted_by=_principal())
     response = jsonify({"task_id": task.id, "status": task.status, "priority": task.priority,
                         "resolution": task.resolution, "preview_seconds": variant_service.PREVIEW_SECONDS,

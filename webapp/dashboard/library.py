@@ -100,6 +100,13 @@ def preview():
             asset_service.check_asset_refs(form.brief, actor())
         except BriefError as exc:
             form.errors.update(exc.fields)
+    if not form.errors:
+        from webapp.limits import SubmissionRefused, check_submission
+
+        try:
+            check_submission(form.brief, current_user.role, actor().principal)
+        except SubmissionRefused as exc:
+            form.errors.update(exc.fields or {"brief": exc.message})
     if form.errors:
         return render_template("library/_preview.html", errors=form.errors, task=None), 400
     task, _created = task_service.submit(variant_service.preview_brief(form.brief),

@@ -11,6 +11,7 @@ from flask_login import current_user, login_required
 
 from webapp.catalog import Role
 from webapp.dashboard.views import is_fragment_request, principal, role_required
+from webapp.limits import SubmissionRefused, check_active_tasks
 from webapp.services import alerts, batches, webhooks
 
 bp = Blueprint("ops", __name__)
@@ -112,6 +113,7 @@ def batch_preview():
         try:
             briefs = batches.briefs_from_file(upload.filename, upload.read())
             checked = batches.check({"briefs": briefs, "mode": "each"})
+            batches.within_caps(checked, current_user.role)
         except batches.BatchError as exc:
             context["error"] = exc.message
             status = 400
@@ -134,6 +136,13 @@ def batch_queue():
         if is_fragment_request():
             return render_template("ops/_batch_preview.html", error=message), 400
         flash(message, "error")
+        return redirect(url_for("dashboard.index"))
+    try:
+        check_active_tasks(principal(), adding=len(checked.valid))
+    except SubmissionRefused as exc:
+        if is_fragment_request():
+            return render_template("ops/_batch_preview.html", error=exc.message), 429
+        flash(exc.message, "error")
         return redirect(url_for("dashboard.index"))
     body, _created = batches.submit(checked, submitted_by=principal())
     batch = batches.get_batch(body["batch_id"])

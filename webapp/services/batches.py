@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from webapp import limits
 from webapp.catalog import VIDEO_QUEUE, TaskStatus
 from webapp.dblock import write_lock
 from webapp.extensions import db
@@ -78,6 +79,20 @@ def check(body: Any) -> Checked:
         except BriefError as exc:
             checked.errors.append({"index": index, "message": exc.message, "fields": exc.fields})
     return checked
+
+
+def within_caps(checked: Checked, role: str) -> None:
+    """Briefs over the role's resolution or duration cap become errors by index, like invalid ones."""
+    kept = []
+    for index, brief in checked.valid:
+        fields = limits.over_role_caps(brief, role)
+        if fields:
+            checked.errors.append({"index": index, "message": _("The brief is over your role's limits."),
+                                   "fields": fields})
+        else:
+            kept.append((index, brief))
+    checked.valid = kept
+    checked.errors.sort(key=lambda error: error["index"])
 
 
 def new_task_ids(count: int) -> list[str]:
@@ -186,6 +201,11 @@ def _replay(key: str, fingerprint: str) -> dict | None:
     if existing.request_hash != fingerprint:
         raise BatchConflict(existing.id)
     return existing.response
+
+
+def key_is_used(key: str) -> bool:
+    """True when a batch was already created under this Idempotency-Key (a retry adds no task)."""
+    return db.session.scalar(select(TaskBatch.id).where(TaskBatch.idempotency_key == key)) is not None
 
 
 def get_batch(batch_id: str) -> TaskBatch | None:

@@ -48,6 +48,9 @@ class Harness:
             "RATELIMIT_SUBMIT": "100000/minute",
             "RATELIMIT_READ": "1000000/minute",
             "MAX_ACTIVE_TASKS_PER_USER": "0",  # no cap
+            # The example briefs go up to 3840x2160 and 600 s; operators submit them all here.
+            "OPERATOR_MAX_RESOLUTION": "3840x2160",
+            "OPERATOR_MAX_DURATION": "600",
         })
         self.env.pop("ENVIRONMENT", None)
         self.procs: list[subprocess.Popen] = []

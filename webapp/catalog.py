@@ -171,3 +171,13 @@ TASK_QUEUES: dict[str, str] = {
     TaskName.WEBHOOK_DELIVER: "default",
     TaskName.WEBHOOK_SWEEP: "default",
 }
+
+
+#: What a fleet request (worker control, queue target, autoscale policy) came to. Services speak
+#: these outcomes and raise FleetError with the error ones; the views answer with the HTTP status
+#: beside each, and the fleet audit log records the same status for its readers.
+FLEET_OUTCOME_STATUS: dict[str, int] = {
+    "accepted": 202, "saved": 200, "removed": 200,
+    "invalid_request": 400, "unknown_action": 400, "unknown_queue": 400,
+    "not_found": 404, "already_running": 409, "not_running": 409,
+}

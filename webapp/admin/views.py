@@ -96,7 +96,7 @@ def answer(template: str, context: dict[str, Any], notice: str, ok: bool):
 def workers_control():
     """Start, stop, restart, pause or resume a worker from the page."""
     try:
-        _status, result = fleet.control(control_body(request.form), actor())
+        result = fleet.control(control_body(request.form), actor())
         notice, ok = result["message"], True
     except fleet.FleetError as exc:
         notice, ok = exc.message, False

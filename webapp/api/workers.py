@@ -11,7 +11,7 @@ from webapp.admin.forms import form_value
 from webapp.api import contract as c
 from webapp.api.auth import api_error
 from webapp.api.contract import operation
-from webapp.catalog import Role
+from webapp.catalog import FLEET_OUTCOME_STATUS, Role
 from webapp.extensions import csrf
 from webapp.services import autoscale
 from webapp.services import workers as fleet
@@ -27,7 +27,8 @@ def actor() -> str:
 
 
 def fleet_error(exc: fleet.FleetError):
-    return api_error(exc.status, exc.error, exc.message, exc.fields)
+    """The API's answer to a refused fleet request: the status its outcome code maps to."""
+    return api_error(FLEET_OUTCOME_STATUS[exc.error], exc.error, exc.message, exc.fields)
 
 
 def _audit_refused(action: str) -> Callable[[Any], None]:
@@ -35,7 +36,7 @@ def _audit_refused(action: str) -> Callable[[Any], None]:
 
     def audit(raw: Any) -> None:
         target = raw.get("worker_id") if isinstance(raw, dict) and isinstance(raw.get("worker_id"), str) else None
-        fleet.audit(actor(), action, target, raw if isinstance(raw, dict) else None, 400,
+        fleet.audit(actor(), action, target, raw if isinstance(raw, dict) else None, "invalid_request",
                     "The body does not match the API contract.")
 
     return audit
@@ -54,11 +55,11 @@ def workers_list(query: c.WorkersArgs):
 def workers_control(body: c.ControlIn, raw_body: Any):
     """start / stop / restart / pause / resume one worker."""
     try:
-        status, answer = fleet.control(raw_body, actor())
+        answer = fleet.control(raw_body, actor())
     except fleet.FleetError as exc:
         return fleet_error(exc)
     response = jsonify(answer)
-    response.status_code = status
+    response.status_code = FLEET_OUTCOME_STATUS["accepted"]
     return response
 
 

@@ -73,15 +73,15 @@ def manual_target(queue_value: Any, target_value: Any, actor: str) -> dict[str, 
     try:
         queues = parse_queues(queue_value)
         if len(queues) != 1:
-            raise FleetError(400, "invalid_request", "Give exactly one queue.", {"queue": "One queue."})
+            raise FleetError("invalid_request", "Give exactly one queue.", {"queue": "One queue."})
         target = parse_int(target_value, "target_workers", TARGET_RANGE)
         plan = set_queue_target(queues[0], target, actor)
     except FleetError as exc:
         db.session.rollback()
-        audit(actor, "autoscale", label, params, exc.status, exc.message)
+        audit(actor, "autoscale", label, params, exc.error, exc.message)
         raise
     answer = plan.to_dict()
-    audit(actor, "autoscale", queues[0], params, 202, answer["message"])
+    audit(actor, "autoscale", queues[0], params, "accepted", answer["message"])
     action = "scale_up" if plan.target > plan.current else "scale_down" if plan.target < plan.current else "none"
     record_decision(queues[0], "manual", action, plan.current, plan.target, None, None,
                     f"Target set by {actor}. {answer['message']}")
@@ -103,26 +103,26 @@ def _flag(value: Any, name: str, default: bool) -> bool:
         return True
     if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
         return False
-    raise FleetError(400, "invalid_request", f"{name} must be true or false.", {name: "true or false."})
+    raise FleetError("invalid_request", f"{name} must be true or false.", {name: "true or false."})
 
 
 def save_policy(body: Any, actor: str) -> AutoscalePolicy:
     """Create or replace the policy of one queue; audited."""
     if not isinstance(body, dict):
-        raise FleetError(400, "invalid_request", "The body must be a JSON object.")
+        raise FleetError("invalid_request", "The body must be a JSON object.")
     label = body.get("queue") if isinstance(body.get("queue"), str) else None
     try:
         queues = parse_queues(body.get("queue"))
         if len(queues) != 1:
-            raise FleetError(400, "invalid_request", "Give exactly one queue.", {"queue": "One queue."})
+            raise FleetError("invalid_request", "Give exactly one queue.", {"queue": "One queue."})
         allow_zero = _flag(body.get("allow_zero"), "allow_zero", False)
         low = parse_int(body.get("min_workers"), "min_workers", TARGET_RANGE, default=0 if allow_zero else 1)
         high = parse_int(body.get("max_workers"), "max_workers", TARGET_RANGE, default=max(low, 4))
         if low > high:
-            raise FleetError(400, "invalid_request", "min_workers cannot exceed max_workers.",
+            raise FleetError("invalid_request", "min_workers cannot exceed max_workers.",
                              {"min_workers": "At most max_workers."})
         if low == 0 and not allow_zero:
-            raise FleetError(400, "invalid_request", "min_workers 0 needs allow_zero.",
+            raise FleetError("invalid_request", "min_workers 0 needs allow_zero.",
                              {"min_workers": "At least 1 unless allow_zero is set."})
         per_worker = parse_int(body.get("target_backlog_per_worker"), "target_backlog_per_worker",
                                BACKLOG_RANGE, default=2)
@@ -131,7 +131,7 @@ def save_policy(body: Any, actor: str) -> AutoscalePolicy:
         cooldown = parse_int(body.get("cooldown_seconds"), "cooldown_seconds", COOLDOWN_RANGE, default=120)
         enabled = _flag(body.get("enabled"), "enabled", True)
     except FleetError as exc:
-        audit(actor, "policy", label, body, exc.status, exc.message)
+        audit(actor, "policy", label, body, exc.error, exc.message)
         raise
     policy = db.session.scalar(select(AutoscalePolicy).where(AutoscalePolicy.queue == queues[0]))
     if policy is None:
@@ -147,7 +147,7 @@ def save_policy(body: Any, actor: str) -> AutoscalePolicy:
     policy.updated_at = utcnow()
     policy.updated_by = actor
     db.session.commit()
-    audit(actor, "policy", queues[0], policy.to_dict(), 200,
+    audit(actor, "policy", queues[0], policy.to_dict(), "saved",
           f"Autoscale policy of {queues[0]} {'enabled' if enabled else 'disabled'}: "
           f"{low}-{high} workers, {per_worker} tasks per worker, cooldown {cooldown}s.")
     return policy
@@ -156,11 +156,11 @@ def save_policy(body: Any, actor: str) -> AutoscalePolicy:
 def delete_policy(queue: str, actor: str) -> None:
     policy = db.session.scalar(select(AutoscalePolicy).where(AutoscalePolicy.queue == queue))
     if policy is None:
-        audit(actor, "policy_delete", queue[:80], None, 404, f"No policy for {queue}.")
-        raise FleetError(404, "not_found", f"No autoscale policy for queue {queue}.")
+        audit(actor, "policy_delete", queue[:80], None, "not_found", f"No policy for {queue}.")
+        raise FleetError("not_found", f"No autoscale policy for queue {queue}.")
     db.session.delete(policy)
     db.session.commit()
-    audit(actor, "policy_delete", queue, None, 200, f"Autoscale policy of {queue} removed.")
+    audit(actor, "policy_delete", queue, None, "removed", f"Autoscale policy of {queue} removed.")
 
 
 # --- evaluation -----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import redis
 from flask import current_app
 from sqlalchemy import delete, or_, select
 
-from webapp.catalog import QUEUES, WORKER_GROUPS
+from webapp.catalog import FLEET_OUTCOME_STATUS, QUEUES, WORKER_GROUPS
 from webapp.extensions import db
 from webapp.models import FleetSupervisor, WorkerAudit, WorkerPool, WorkerSlot
 from webapp.models.workers import ANY_HOST
@@ -48,11 +48,11 @@ LIVE_SLOT_STATES = ("starting", "running", "stopping", "backoff")
 
 
 class FleetError(Exception):
-    """A control request that cannot be done: HTTP status, error code, message, field errors."""
+    """A fleet request that cannot be done: its outcome code (a key of FLEET_OUTCOME_STATUS), a
+    message and field errors. It carries no HTTP status: the views map the code."""
 
-    def __init__(self, status: int, error: str, message: str, fields: dict[str, str] | None = None):
+    def __init__(self, error: str, message: str, fields: dict[str, str] | None = None):
         super().__init__(message)
-        self.status = status
         self.error = error
         self.message = message
         self.fields = fields or {}
@@ -65,7 +65,7 @@ def parse_int(value: Any, name: str, bounds: tuple[int, int], default: int | Non
     if value is None or value == "":
         if default is not None:
             return default
-        raise FleetError(400, "invalid_request", f"{name} is required.", {name: "Required."})
+        raise FleetError("invalid_request", f"{name} is required.", {name: "Required."})
     if isinstance(value, bool):
         number = None
     elif isinstance(value, int):
@@ -76,7 +76,7 @@ def parse_int(value: Any, name: str, bounds: tuple[int, int], default: int | Non
         number = None
     low, high = bounds
     if number is None or not low <= number <= high:
-        raise FleetError(400, "invalid_request", f"{name} must be an integer from {low} to {high}.",
+        raise FleetError("invalid_request", f"{name} must be an integer from {low} to {high}.",
                          {name: f"An integer from {low} to {high}."})
     return number
 
@@ -90,18 +90,18 @@ def parse_queues(value: Any, name: str = "queue") -> list[str]:
     else:
         items = []
     if not items:
-        raise FleetError(400, "invalid_request", f"{name} is required: one of {', '.join(QUEUES)}.",
+        raise FleetError("invalid_request", f"{name} is required: one of {', '.join(QUEUES)}.",
                          {name: "Required."})
     unknown = [q for q in items if q not in QUEUES]
     if unknown:
-        raise FleetError(400, "unknown_queue", f"Unknown queue {unknown[0]!r}; known: {', '.join(QUEUES)}.",
+        raise FleetError("unknown_queue", f"Unknown queue {unknown[0]!r}; known: {', '.join(QUEUES)}.",
                          {name: f"Unknown queue {unknown[0]!r}."})
     return list(dict.fromkeys(items))
 
 
 def parse_worker_name(value: Any) -> str:
     if not isinstance(value, str) or not WORKER_NAME.fullmatch(value.strip()):
-        raise FleetError(400, "invalid_request",
+        raise FleetError("invalid_request",
                          "worker_id must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit.",
                          {"worker_id": "Invalid worker name."})
     return value.strip()
@@ -116,8 +116,10 @@ def default_concurrency(queues: Iterable[str]) -> int:
 # --- audit ------------------------------------------------------------------------------------
 
 def audit(actor: str, action: str, target: str | None, params: dict[str, Any] | None,
-          status_code: int, message: str) -> None:
-    """Append one entry to the fleet audit log (its own commit, so rejections are kept too)."""
+          outcome: str, message: str) -> None:
+    """Append one entry to the fleet audit log (its own commit, so rejections are kept too);
+    `outcome` is a key of FLEET_OUTCOME_STATUS."""
+    status_code = FLEET_OUTCOME_STATUS[outcome]
     result = "ok" if status_code < 400 else "rejected"
     db.session.add(WorkerAudit(actor=actor[:120], action=action[:32], target=(target or None) and target[:80],
                                params=params, status_code=status_code, result=result,
@@ -160,10 +162,10 @@ def start_worker(name: str, body: dict[str, Any], actor: str) -> tuple[WorkerPoo
     count = parse_int(body.get("count"), "count", (1, TARGET_RANGE[1]), default=1)
     host = body.get("host") or ANY_HOST
     if not isinstance(host, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", host):
-        raise FleetError(400, "invalid_request", "host must be a host name or 'any'.", {"host": "Invalid host."})
+        raise FleetError("invalid_request", "host must be a host name or 'any'.", {"host": "Invalid host."})
     pool = pool_by_name(name)
     if (pool is not None and pool.running) or (pool is None and name in running_slot_names()):
-        raise FleetError(409, "already_running", f"Worker {name} is already running; stop it first.",
+        raise FleetError("already_running", f"Worker {name} is already running; stop it first.",
                          {"worker_id": "Already running."})
     if pool is None:
         pool = WorkerPool(name=name, created_by=actor, created_at=utcnow(), generation=0)
@@ -187,7 +189,7 @@ def _existing_pool(name: str) -> WorkerPool:
     if pool is None:
         owner = _pool_of_slot_name(name)
         hint = f" It is a copy of pool {owner.name}: act on the pool or scale it." if owner else ""
-        raise FleetError(404, "not_found", f"No worker named {name}.{hint}", {"worker_id": "Unknown worker."})
+        raise FleetError("not_found", f"No worker named {name}.{hint}", {"worker_id": "Unknown worker."})
     return pool
 
 
@@ -201,7 +203,7 @@ def _pool_of_slot_name(name: str) -> WorkerPool | None:
 def _running_pool(name: str, action: str) -> WorkerPool:
     pool = _existing_pool(name)
     if not pool.running:
-        raise FleetError(409, "not_running", f"Worker {name} is stopped; cannot {action} it.",
+        raise FleetError("not_running", f"Worker {name} is stopped; cannot {action} it.",
                          {"worker_id": "Not running."})
     return pool
 
@@ -252,13 +254,13 @@ def resize_worker(name: str, concurrency_value: Any) -> tuple[WorkerPool, str]:
 def control(body: Any, actor: str) -> tuple[int, dict[str, Any]]:
     """Validate and apply one control request; every attempt lands in the audit log."""
     if not isinstance(body, dict):
-        raise FleetError(400, "invalid_request", "The body must be a JSON object.")
+        raise FleetError("invalid_request", "The body must be a JSON object.")
     action = body.get("action")
     target = body.get("worker_id") if isinstance(body.get("worker_id"), str) else None
     params = {k: v for k, v in body.items() if k not in ("worker_id", "action")}
     try:
         if action not in ACTIONS:
-            raise FleetError(400, "unknown_action",
+            raise FleetError("unknown_action",
                              f"Unknown action {action!r}; use one of {', '.join(ACTIONS)}.",
                              {"action": f"One of {', '.join(ACTIONS)}."})
         name = parse_worker_name(body.get("worker_id"))
@@ -274,10 +276,10 @@ def control(body: Any, actor: str) -> tuple[int, dict[str, Any]]:
             pool, message = pause_worker(name, action == "pause")
     except FleetError as exc:
         db.session.rollback()
-        audit(actor, str(action)[:32], target, params, exc.status, exc.message)
+        audit(actor, str(action)[:32], target, params, exc.error, exc.message)
         raise
-    audit(actor, action, name, params, 202, message)
-    return 202, {"worker_id": name, "action": action, "accepted": True, "message": message,
+    audit(actor, action, name, params, "accepted", message)
+    return {"worker_id": name, "action": action, "accepted": True, "message": message,
                  "desired": pool.to_dict()}
 
 

@@ -148,3 +148,16 @@ def test_a_burst_of_changes_rebuilds_at_most_once_per_period(app, make_user, mak
     monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 0.0)
     fresh = client.get("/", headers={**HTMX, "If-None-Match": first.headers["ETag"]})
     assert fresh.status_code == 200 and 'aria-valuenow="77.0"' in board_of(fresh)
+
+
+def test_a_quiet_board_shows_a_new_task_at_once_within_the_period(app, make_user, make_task, monkeypatch):
+    """An idle board does not poll: the submit's refresh is the only request, so it is never stale."""
+    from webapp.dashboard import live
+
+    monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 3600.0)
+    client = signed_in_client(app, make_user, "watcher", "viewer")
+    idle = client.get("/", headers=HTMX)
+    assert idle.status_code == 286
+    make_task(theme="Just submitted", status="queued", updated_at=utcnow() + timedelta(seconds=1))
+    response = client.get("/", headers={**HTMX, "If-None-Match": idle.headers["ETag"]})
+    assert response.status_code == 200 and "Just submitted" in board_of(response)

@@ -25,8 +25,8 @@ from webapp.services import tasks as task_service
 
 #: Waiting ages and ETAs on the board advance in steps of this many seconds.
 TICK_SECONDS = 5
-#: A newer build replaces one at most this often: under a stream of progress updates, viewers see
-#: the board of at most this many seconds ago, and each process builds it at most once per period.
+#: A newer build replaces a live one at most this often: under a stream of progress updates, viewers
+#: see the board of at most this many seconds ago, and each process builds it at most once per period.
 MIN_REBUILD_SECONDS = 1.0
 #: Builds kept per app (one per language x role in use, plus the one being replaced).
 KEEP = 16
@@ -62,7 +62,9 @@ class BoardCache:
         if found is not None:
             return found
         newest = self.latest.get(variant)
-        if newest is not None and time.monotonic() - newest[1] < MIN_REBUILD_SECONDS:
+        # Only a live board (one that polls) may be answered a little stale: its next poll brings the
+        # change. A quiet board is refreshed only by an event (a submit), which must see it at once.
+        if newest is not None and newest[0].live and time.monotonic() - newest[1] < MIN_REBUILD_SECONDS:
             return newest[0]
         with self.lock:
             gate = self.building.setdefault(key, threading.Lock())

@@ -103,7 +103,7 @@ def _read_speech(path: Path) -> np.ndarray:
     result = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
          "-f", "s16le", "-ac", "1", "-ar", str(RATE), "-"],
-        capture_output=True, timeout=60, check=False, preexec_fn=die_with_parent,
+        capture_output=True, timeout=60, check=False, preexec_fn=die_with_parent(),
     )
     if result.returncode != 0:
         raise PipelineError(f"cannot decode narration: {result.stderr.decode(errors='replace')[-300:]}", "audio")

@@ -21,7 +21,7 @@ def probe_media(path) -> dict:
     if ffprobe:
         result = subprocess.run(
             [ffprobe, "-v", "error", "-show_format", "-show_streams", "-of", "json", path],
-            capture_output=True, text=True, timeout=60, check=False, preexec_fn=die_with_parent,
+            capture_output=True, text=True, timeout=60, check=False, preexec_fn=die_with_parent(),
         )
         if result.returncode != 0:
             raise PipelineError(f"ffprobe cannot read {path}: {result.stderr.strip()[-300:]}", "probe")
@@ -128,7 +128,7 @@ def count_video_frames(path) -> int | None:
     out = subprocess.run(
         [ffprobe, "-v", "error", "-select_streams", "v:0", "-count_packets",
          "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", str(path)],
-        capture_output=True, text=True, timeout=120, check=False, preexec_fn=die_with_parent,
+        capture_output=True, text=True, timeout=120, check=False, preexec_fn=die_with_parent(),
     ).stdout.strip()
     return int(out) if out.isdigit() else None
 

@@ -24,15 +24,21 @@ except OSError:  # not Linux
     _LIBC = None
 
 
-def die_with_parent() -> None:
-    """preexec_fn of every child: the kernel kills it (SIGKILL) when the worker process that
-    started it dies, even by kill -9, so no ffmpeg or espeak-ng keeps encoding as an orphan.
-    Children also stay in the worker's process group, so a supervisor's stop reaches them."""
+def die_with_parent() -> Callable[[], None]:
+    """The preexec_fn of every child (call it in the parent: `preexec_fn=die_with_parent()`): the
+    kernel kills the child (SIGKILL) when the worker process that started it dies, even by kill -9,
+    so no ffmpeg or espeak-ng keeps encoding as an orphan. Children also stay in the worker's
+    process group, so a supervisor's stop reaches them."""
+    return functools.partial(_die_with, os.getpid())
+
+
+def _die_with(parent: int) -> None:
     if _LIBC is None:
         return
-    parent = os.getppid()
     _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before prctl took effect
+    # The parent's pid is taken before the fork: a parent that died before prctl took effect
+    # (even before this child first ran) is seen here, and the child goes too.
+    if os.getppid() != parent:
         os._exit(1)
 
 
@@ -76,7 +82,7 @@ def run_child(
     try:
         child = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent(),
         )
     except OSError as exc:
         raise PipelineError(f"cannot start {cmd[0]}: {exc}", stage) from exc

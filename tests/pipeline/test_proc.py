@@ -22,8 +22,17 @@ run_ffmpeg(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "600", "-
 
 
 def _ffmpeg_children(parent: int) -> list[int]:
+    """The worker's children that are the long encode itself (exec'd, running), not a passing helper."""
     out = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    found = []
+    for pid in (int(p) for p in out.split()):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"testsrc" in cmdline and b"ffmpeg" in cmdline and _alive(pid):
+            found.append(pid)
+    return found
 
 
 def _alive(pid: int) -> bool:

@@ -184,3 +184,11 @@ def test_batches_and_previews_keep_the_same_caps(client, make_token, limits):
     assert client.post("/tasks/video/preview", json=small_brief(), headers=headers).status_code == 429
     limits["MAX_ACTIVE_TASKS_PER_USER"] = 0
     assert client.post("/tasks/video/preview", json=too_big, headers=headers).status_code == 400
+
+
+def test_the_media_library_api_keeps_the_token_rates(client, make_token, limits):
+    limits["RATELIMIT_READ"] = "2/minute"
+    headers = {"Authorization": f"Bearer {make_token('operator', 'library-reader')}"}
+    assert [client.get("/assets", headers=headers).status_code for _ in range(3)] == [200, 200, 429]
+    limited = client.get("/assets", headers=headers)
+    assert limited.get_json()["error"] == "rate_limited" and int(limited.headers["Retry-After"]) > 0

@@ -17,6 +17,7 @@ from webapp.api.auth import api_error, bearer_token
 from webapp.api.contract import operation
 from webapp.catalog import Role
 from webapp.extensions import csrf, db
+from webapp.limits import api_read_limit, api_write_limit
 from webapp.models import ApiToken, User
 from webapp.services import assets as asset_service
 from webapp.services.auth import authenticate
@@ -50,9 +51,12 @@ def actor_required(role: Role) -> Callable:
     """Decorator: a bearer token or a signed-in user whose role includes `role`; sets g.actor."""
 
     def decorator(view: Callable) -> Callable:
+        limited = api_write_limit(api_read_limit(view))  # a token's read and write rates, as elsewhere
+
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any):
             raw = bearer_token()
+            token = None
             if raw:
                 token = authenticate(raw)
                 if token is None:
@@ -68,6 +72,9 @@ def actor_required(role: Role) -> Callable:
                 return api_error(403, "forbidden", _("This token's role (%(have)s) cannot do this; it needs %(need)s.",
                                                      have=have, need=role.value))
             g.actor = asset_service.Actor(principal, Role(have).allows(Role.ADMIN))
+            if token is not None:
+                g.api_token = token
+                return limited(*args, **kwargs)
             return view(*args, **kwargs)
 
         return wrapped

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from webapp.api import contract as c
 from webapp.api.auth import api_error
 from webapp.api.contract import operation
-from webapp.api.views import ACTIVE_RETRY_SECONDS
+from webapp.api.views import refused
 from webapp.catalog import Role
 from webapp.extensions import csrf
 from webapp.limits import SubmissionRefused, check_active_tasks
@@ -62,9 +62,7 @@ def submit_batch(body: c.BatchIn, raw_body: Any):
             check_active_tasks(_principal(), adding=len(checked.valid))
         answer, created = batches.submit(checked, submitted_by=_principal(), idempotency_key=key)
     except SubmissionRefused as exc:
-        response = api_error(exc.status, exc.error, exc.message, exc.fields)
-        response.headers["Retry-After"] = str(ACTIVE_RETRY_SECONDS)
-        return response
+        return refused(exc)
     except batches.BatchError as exc:
         return batch_error(exc)
     except batches.BatchConflict as exc:

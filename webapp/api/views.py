@@ -42,6 +42,14 @@ def api_actor():
     return asset_service.Actor(token_principal(token), token.can(Role.ADMIN))
 
 
+def refused(exc: SubmissionRefused):
+    """The answer to a brief over the submitter's caps: 400, or 429 with Retry-After."""
+    response = api_error(exc.status, exc.error, exc.message, exc.fields)
+    if exc.status == 429:
+        response.headers["Retry-After"] = str(ACTIVE_RETRY_SECONDS)
+    return response
+
+
 def _task_or_404(task_id: str):
     task = task_service.get_task(task_id)
     if task is None:
@@ -121,10 +129,7 @@ def video_submit(body: c.BriefIn, raw_body: object):
     try:
         check_submission(brief, g.api_token.role, _principal())
     except SubmissionRefused as exc:
-        response = api_error(exc.status, exc.error, exc.message, exc.fields)
-        if exc.status == 429:
-            response.headers["Retry-After"] = str(ACTIVE_RETRY_SECONDS)
-        return response
+        return refused(exc)
     try:
         task, created = task_service.submit(brief, submitted_by=_principal(), idempotency_key=key,
                                             callback=callback)
@@ -160,10 +165,7 @@ def video_preview(body: c.BriefIn, raw_body: object):
     try:
         check_submission(brief, g.api_token.role, _principal())
     except SubmissionRefused as exc:
-        response = api_error(exc.status, exc.error, exc.message, exc.fields)
-        if exc.status == 429:
-            response.headers["Retry-After"] = str(ACTIVE_RETRY_SECONDS)
-        return response
+        return refused(exc)
     task, _created = task_service.submit(variant_service.preview_brief(brief), submitted_by=_principal())
     response = jsonify({"task_id": task.id, "status": task.status, "priority": task.priority,
                         "resolution": task.resolution, "preview_seconds": variant_service.PREVIEW_SECONDS,

@@ -197,12 +197,13 @@ def test_a_stop_past_its_deadline_is_killed_and_the_task_recovered_elsewhere(fle
     publishes its stage again (lease expired, or its message taken but never claimed) and another
     worker finishes the task in the same attempt."""
     render_queues = "video_generation,image_processing,audio_processing,video_processing"
-    fleet.start_supervisor(env={"WORKER_STOP_TIMEOUT": "2"})
+    fleet.start_supervisor(env={"WORKER_STOP_TIMEOUT": "1"})
     fleet.stack.start_beat()
     assert fleet.control(worker_id="ops", action="start", queue="maintenance", concurrency=1).status_code == 202
     assert fleet.control(worker_id="slow", action="start", queue=render_queues, concurrency=1).status_code == 202
     fleet.wait_running(["ops", "slow"])
-    task_id = fleet.submit(target_duration_id=30, config={"quality": "low", "resolution": "640x360"})
+    # Chunks long enough (1080p, high) that one is still rendering when the 1 s stop deadline passes.
+    task_id = fleet.submit(target_duration_id=30, config={"quality": "high", "resolution": "1920x1080"})
     fleet.stack.wait_for(lambda: (t := fleet.stack.task(task_id)).stage == "render" and t.progress > 20, 90,
                          "a chunk to be rendering")
 

@@ -62,6 +62,35 @@ def _zoom_terms(scene: dict, board: dict, offset: int, length: int) -> tuple[str
     return f"{width}+2*{dx}", f"{height}+2*{dy}", dx, dy
 
 
+def _join_pieces(pieces: list[tuple[str, int]], trans: int, fps: int, parts: list[str]) -> str:
+    """Label of the scene pieces (label, frames) played one after another, each cross-fading
+    into the next over its first `trans` frames.
+
+    `xfade` costs a full-frame copy on every frame it passes, transition or not, so it gets only
+    the overlapping frames: each piece is cut into head (fading in), solo and tail (fading out),
+    and the solos and cross-fades are concatenated.
+    """
+    if len(pieces) == 1:
+        return pieces[0][0]
+    segments: list[str] = []
+    last = len(pieces) - 1
+    for k, (label, count) in enumerate(pieces):
+        head, tail = (trans if k else 0), (trans if k < last else 0)
+        cuts = [(name, a, b) for name, a, b in (("h", 0, head), ("s", head, count - tail), ("e", count - tail, count))
+                if b > a]
+        parts.append(f"[{label}]split={len(cuts)}" + "".join(f"[{label}{name}]" for name, _, _ in cuts))
+        for name, a, b in cuts:
+            parts.append(f"[{label}{name}]trim=start_frame={a}:end_frame={b},setpts=PTS-STARTPTS[{label}{name}c]")
+        if k:
+            before = pieces[k - 1][0]
+            parts.append(f"[{before}ec][{label}hc]xfade=transition=fade:duration={trans / fps:.6f}:offset=0[{label}x]")
+            segments.append(f"{label}x")
+        if count - tail > head:
+            segments.append(f"{label}sc")
+    parts.append("".join(f"[{s}]" for s in segments) + f"concat=n={len(segments)}:v=1:a=0[joined]")
+    return "joined"
+
+
 def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> tuple[list[str], str]:
     """ffmpeg input arguments and filter graph for one chunk; output label [out]."""
     chunk = board["chunks"][index]
@@ -109,12 +138,8 @@ def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> t
             nxt = f"{label}b{k + 1}"
             parts.append(f"[{current}][{label}t{k}]overlay=x={layer['x']}:y='{y}':eval=frame:format=yuv420[{nxt}]")
             current = nxt
-        pieces.append((current, p0))
-    stream = pieces[0][0]
-    for k, (label, start) in enumerate(pieces[1:], 1):
-        offset_s = (start - c0) / fps
-        parts.append(f"[{stream}][{label}]xfade=transition=fade:duration={trans / fps:.6f}:offset={offset_s:.6f}[x{k}]")
-        stream = f"x{k}"
+        pieces.append((current, count))
+    stream = _join_pieces(pieces, trans, fps, parts)
     tail = []
     if c0 == 0:
         tail.append(f"fade=t=in:st=0:d={board['fade_in_frames'] / fps:.6f}")

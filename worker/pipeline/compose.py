@@ -50,16 +50,28 @@ def filter_thread_args(threads: int) -> list[str]:
     return ["-filter_threads", str(threads), "-filter_complex_threads", str(threads)]
 
 
-def _zoom_terms(scene: dict, board: dict, offset: int, length: int) -> tuple[str, str, str, str]:
-    """scale w/h and crop x/y expressions of frame number n for a scene piece."""
+def _zoom_chain(scene: dict, board: dict, offset: int) -> str:
+    """Filters after the looped background still: the camera zoom of a scene piece starting at
+    scene frame `offset`.
+
+    The zoomed size moves in even steps, so most frames repeat the one before: only the frames
+    where the size changes are scaled (`select`), and `fps` repeats each of them, by reference,
+    until the next. The scale and crop count frames by their time, as `select` leaves gaps.
+    """
     width, height = board["width"], board["height"]
-    z0, z1 = scene["zoom"]
-    span = max(1, length - 1)
-    # Zoom factor minus one as a function of n; frame n of the piece is scene frame offset+n.
-    extra = f"({z0 - 1:.6f}+({z1 - z0:.6f})*(n+{offset})/{span})"
-    dx = f"trunc({width}*{extra}/2)"
-    dy = f"trunc({height}*{extra}/2)"
-    return f"{width}+2*{dx}", f"{height}+2*{dy}", dx, dy
+    fps, z0, z1 = board["fps"], *scene["zoom"]
+    span = max(1, scene["frames"] + board["transition_frames"] - 1)
+
+    def half_extra(side: int, frame: str) -> str:
+        # Half the size added by the zoom at piece frame `frame` (scene frame offset+frame).
+        return f"trunc({side}*({z0 - 1:.6f}+({z1 - z0:.6f})*({frame}+{offset})/{span})/2)"
+
+    steps = "+".join(f"not(eq({half_extra(side, 'n')},{half_extra(side, 'n-1')}))" for side in (width, height))
+    frame = f"round(t*{fps})"
+    dx, dy = half_extra(width, frame), half_extra(height, frame)
+    return (f"select='eq(n,0)+{steps}',"
+            f"scale=w='{width}+2*{dx}':h='{height}+2*{dy}':eval=frame:flags=bilinear,"
+            f"crop={width}:{height}:'{dx}':'{dy}',fps={fps}")
 
 
 def _join_pieces(pieces: list[tuple[str, int]], trans: int, fps: int, parts: list[str]) -> str:
@@ -116,11 +128,9 @@ def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> t
             parts.append(own_material.clip_chain(bg, offset, count, fps, label))
         else:
             inputs += ["-i", str(visuals_dir / art["bg"])]
-            w_expr, h_expr, x_expr, y_expr = _zoom_terms(scene, board, offset, scene["frames"] + trans)
             parts.append(
                 f"[{bg}:v]format=yuv420p,loop=loop={count - 1}:size=1:start=0,settb=expr=1/{fps},setpts=N,fps={fps},"
-                f"scale=w='{w_expr}':h='{h_expr}':eval=frame:flags=bilinear,"
-                f"crop={board['width']}:{board['height']}:'{x_expr}':'{y_expr}'[{label}b0]"
+                f"{_zoom_chain(scene, board, offset)}[{label}b0]"
             )
         current = f"{label}b0"
         for k, layer in enumerate(art["layers"]):

@@ -50,13 +50,14 @@ def filter_thread_args(threads: int) -> list[str]:
     return ["-filter_threads", str(threads), "-filter_complex_threads", str(threads)]
 
 
-def _zoom_chain(scene: dict, board: dict, offset: int) -> str:
-    """Filters after the looped background still: the camera zoom of a scene piece starting at
-    scene frame `offset`.
+def _zoom_chain(scene: dict, board: dict, offset: int, moving: list[tuple[int, int]]) -> str:
+    """Filters after the looped background still of a scene piece starting at scene frame
+    `offset`: the frames to draw, and the camera zoom.
 
     The zoomed size moves in even steps, so most frames repeat the one before: only the frames
-    where the size changes are scaled (`select`), and `fps` repeats each of them, by reference,
-    until the next. The scale and crop count frames by their time, as `select` leaves gaps.
+    where the size changes, or where a layer moves (the piece frame windows `moving`), are drawn
+    (`select`); `fps`, after the text layers, repeats each of them by reference until the next.
+    The scale and crop count frames by their time, as `select` leaves gaps.
     """
     width, height = board["width"], board["height"]
     fps, z0, z1 = board["fps"], *scene["zoom"]
@@ -66,12 +67,13 @@ def _zoom_chain(scene: dict, board: dict, offset: int) -> str:
         # Half the size added by the zoom at piece frame `frame` (scene frame offset+frame).
         return f"trunc({side}*({z0 - 1:.6f}+({z1 - z0:.6f})*({frame}+{offset})/{span})/2)"
 
-    steps = "+".join(f"not(eq({half_extra(side, 'n')},{half_extra(side, 'n-1')}))" for side in (width, height))
+    keep = ["eq(n,0)"] + [f"between(n,{a},{b})" for a, b in moving]
+    keep += [f"not(eq({half_extra(side, 'n')},{half_extra(side, 'n-1')}))" for side in (width, height)]
     frame = f"round(t*{fps})"
     dx, dy = half_extra(width, frame), half_extra(height, frame)
-    return (f"select='eq(n,0)+{steps}',"
+    return (f"select='{'+'.join(keep)}',"
             f"scale=w='{width}+2*{dx}':h='{height}+2*{dy}':eval=frame:flags=bilinear,"
-            f"crop={width}:{height}:'{dx}':'{dy}',fps={fps}")
+            f"crop={width}:{height}:'{dx}':'{dy}'")
 
 
 def _join_pieces(pieces: list[tuple[str, int]], trans: int, fps: int, parts: list[str]) -> str:
@@ -123,17 +125,22 @@ def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> t
         art = manifest["scenes"][i]
         bg = len(inputs) // 2
         label = f"s{i}"
+        layers = art["layers"]
         if art.get("clip"):  # a scene from the user's clip (worker/pipeline/material.py)
             inputs += ["-i", str(visuals_dir / art["clip"])]
             parts.append(own_material.clip_chain(bg, offset, count, fps, label))
         else:
             inputs += ["-i", str(visuals_dir / art["bg"])]
+            # Piece frames where a layer slides in, and the last frame, which `fps` repeats up to.
+            moving = [(max(0, layer["start"] - offset), layer["start"] - offset + text_in) for layer in layers
+                      if 0 < layer["start"] - offset + text_in and layer["start"] - offset < count]
+            moving.append((count - 1, count - 1))
             parts.append(
                 f"[{bg}:v]format=yuv420p,loop=loop={count - 1}:size=1:start=0,settb=expr=1/{fps},setpts=N,fps={fps},"
-                f"{_zoom_chain(scene, board, offset)}[{label}b0]"
+                f"{_zoom_chain(scene, board, offset, moving)}[{label}b0]"
             )
         current = f"{label}b0"
-        for k, layer in enumerate(art["layers"]):
+        for k, layer in enumerate(layers):
             src = len(inputs) // 2
             inputs += ["-i", str(visuals_dir / layer["png"])]
             chain = f"[{src}:v]format=yuva420p,loop=loop={count - 1}:size=1:start=0,settb=expr=1/{fps},setpts=N,fps={fps}"
@@ -148,6 +155,9 @@ def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> t
             nxt = f"{label}b{k + 1}"
             parts.append(f"[{current}][{label}t{k}]overlay=x={layer['x']}:y='{y}':eval=frame:format=yuv420[{nxt}]")
             current = nxt
+        if not art.get("clip"):
+            parts.append(f"[{current}]fps={fps}[{label}f]")
+            current = f"{label}f"
         pieces.append((current, count))
     stream = _join_pieces(pieces, trans, fps, parts)
     tail = []

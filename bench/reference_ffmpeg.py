@@ -9,6 +9,7 @@ import copy
 import time
 from pathlib import Path
 
+from worker.pipeline.audio import aac_args
 from worker.pipeline.compose import chunk_graph, encoder_args, filter_thread_args, visuals_dir
 from worker.pipeline.images import render_visuals
 from worker.pipeline.proc import allotted_cores, run_ffmpeg
@@ -29,7 +30,7 @@ def render_reference(board: dict, work_dir: Path, audio_wav: str, out: Path) -> 
         [*filter_thread_args(threads), *inputs, "-i", audio_wav, "-/filter_complex", str(graph_file),
          "-map", "[out]", "-map", f"{audio_index}:a", "-frames:v", str(board["total_frames"]),
          "-fps_mode", "passthrough", *encoder_args(board, threads),
-         "-c:a", "aac", "-b:a", board["audio_bitrate"], "-ar", "48000", "-ac", "2",
+         *aac_args(board),
          "-movflags", "+faststart", "-f", "mp4", str(out)],
         "reference", lambda: False,
     )

@@ -1,4 +1,4 @@
-"""Stage "audio": synthesized music bed, espeak-ng narration, ducking, -16 LUFS, SRT/WebVTT.
+"""Stage "audio": synthesized music bed, espeak-ng narration, ducking, -16 LUFS, the AAC track, SRT/WebVTT.
 
 The music and the narration lines are composed into one track by MoviePy (clips.mix_soundtrack);
 this module makes the sources, normalizes the loudness and writes the files.
@@ -20,7 +20,7 @@ from .cache import publish_dir, remove_quietly, stage_dir
 from .clips import mix_soundtrack
 from .errors import Cancelled, PipelineError
 from .loudness import RATE, integrated_loudness
-from .proc import die_with_parent, ffmpeg_exe, run_child
+from .proc import die_with_parent, ffmpeg_exe, run_child, run_ffmpeg
 from .storyboard import is_cjk_text
 
 TARGET_LUFS = -16.0
@@ -194,8 +194,14 @@ def read_wav(path: Path) -> np.ndarray:
         return data.reshape(-1, src.getnchannels()).astype(np.float64) / 32767
 
 
+def aac_args(board: dict) -> list[str]:
+    """ffmpeg output options of the delivered AAC track."""
+    return ["-c:a", "aac", "-b:a", board["audio_bitrate"], "-ar", str(RATE), "-ac", "2"]
+
+
 def render_audio(board: dict, work_dir: Path, progress, cancelled) -> dict:
-    """Mixed track (wav), subtitles (srt, vtt) and loudness; cached by storyboard content."""
+    """Mixed track (wav, and encoded as the video's AAC track), subtitles (srt, vtt) and loudness;
+    cached by storyboard content."""
     final, cached, tmp = stage_dir(board, "audio", work_dir, "audio.json")
     if cached is not None:
         progress(1.0, "Audio ready (cached)")
@@ -230,6 +236,9 @@ def render_audio(board: dict, work_dir: Path, progress, cancelled) -> dict:
                              voice_peak=VOICE_PEAK, duck=DUCK_GAIN)
         mix, lufs = normalize(mix)
         write_wav(tmp / "mix.wav", mix)
+        # Encoded here, beside the video's render, so the assembly only copies it into the MP4.
+        progress(0.9, "Encoding the soundtrack")
+        run_ffmpeg(["-i", str(tmp / "mix.wav"), *aac_args(board), "-f", "mp4", str(tmp / "mix.m4a")], "audio", cancelled)
         srt, vtt = subtitles(cues)
         (tmp / "subtitles.srt").write_text(srt, encoding="utf-8")
         (tmp / "subtitles.vtt").write_text(vtt, encoding="utf-8")
@@ -250,5 +259,6 @@ def render_audio(board: dict, work_dir: Path, progress, cancelled) -> dict:
 
 
 def _with_paths(meta: dict, folder: Path) -> dict:
-    return {**meta, "wav": str(folder / "mix.wav"), "srt": str(folder / "subtitles.srt"),
+    return {**meta, "wav": str(folder / "mix.wav"), "aac": str(folder / "mix.m4a"),
+            "srt": str(folder / "subtitles.srt"),
             "vtt": str(folder / "subtitles.vtt")}

@@ -256,9 +256,8 @@ def assemble(board: dict, work_dir: Path, out_dir: Path, progress, cancelled) ->
     progress(0.05, "Joining chunks")
     try:
         run_ffmpeg(
-            ["-f", "concat", "-safe", "0", "-i", str(concat_list), "-i", audio["wav"],
-             "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
-             "-c:a", "aac", "-b:a", board["audio_bitrate"], "-ar", "48000", "-ac", "2",
+            ["-f", "concat", "-safe", "0", "-i", str(concat_list), "-i", audio["aac"],
+             "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "copy",
              "-t", f"{duration:.6f}", "-movflags", "+faststart", "-f", "mp4", str(video_tmp)],
             "assemble", cancelled, total_frames=total,
             on_frames=lambda done: progress(0.05 + 0.35 * done / total, f"Muxing {done}/{total} frames"),

@@ -11,6 +11,7 @@ from PIL import Image
 from worker.pipeline import Cancelled, build_storyboard, probe_media, render_chunk, render_visuals, run_pipeline
 from worker.pipeline import compose as compose_module
 from worker.pipeline import images as images_module
+from worker.pipeline import run as run_module
 from worker.pipeline.probe import count_video_frames, top_level_atoms
 from worker.pipeline.proc import ffmpeg_exe
 
@@ -194,3 +195,77 @@ def test_chunks_of_any_frame_count_join_to_the_exact_duration(tmp_path):
         path = render_chunk(board, chunk["index"], tmp_path, lambda *a: None, never)
         info = probe_media(path)
         assert abs(info["duration"] - chunk["frames"] / 30) < 1e-3, (chunk, info["duration"])
+
+
+def test_camera_zoom_stays_centred_on_every_frame(tmp_path):
+    """The zoom's scale and crop take the same frame's size: a vertical edge at the middle of the
+    background stays at the middle of every frame (a crop a frame behind the scale moved the
+    picture by a pixel at each step of the zoom)."""
+    board = build_storyboard(E2E_BRIEF)
+    width, height = board["width"], board["height"]
+    bg_width, bg_height = images_module.background_size(width, height)
+    still = np.zeros((bg_height, bg_width, 3), np.uint8)
+    still[:, bg_width // 2:] = 255
+    Image.fromarray(still).save(tmp_path / "bg.png")
+    manifest = {"scenes": [{"bg": "bg.png", "layers": []} for _ in board["scenes"]]}
+    edges = []
+    for chunk in board["chunks"]:
+        inputs, graph = compose_module.chunk_graph(board, manifest, tmp_path, chunk["index"])
+        raw = subprocess.run([ffmpeg_exe(), "-v", "error", *inputs, "-filter_complex", graph, "-map", "[out]",
+                              "-frames:v", str(chunk["frames"]), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
+                             capture_output=True, check=True).stdout
+        frames = np.frombuffer(raw, np.uint8).reshape(chunk["frames"], -1)[:, :width * height]
+        rows = frames.reshape(chunk["frames"], height, width)[:, height // 2].astype(int)
+        lit = rows.max(axis=1) - rows.min(axis=1) > 100  # not in the fade from or to black
+        middle = (rows.max(axis=1, keepdims=True) + rows.min(axis=1, keepdims=True)) / 2
+        edges += [int(np.argmax(row > mid)) for row, mid, on in zip(rows, middle[:, 0], lit, strict=True) if on]
+    assert len(edges) > board["total_frames"] * 0.8
+    assert set(edges) == {width // 2}
+
+
+def test_chunks_render_two_at_a_time_on_two_cores(tmp_path, monkeypatch):
+    board = build_storyboard({**E2E_BRIEF, "target_duration_id": 20})
+    assert len(board["chunks"]) >= 3
+    both_running = threading.Barrier(2, timeout=10)
+    calls = []
+
+    def fake_render_chunk(board, index, work_dir, progress, cancelled, threads):
+        calls.append((index, threads))
+        if len(calls) <= 2:
+            both_running.wait()  # fails unless a second chunk starts while this one runs
+        progress(0.5, f"half of chunk {index}")
+        progress(1.0, f"chunk {index}")
+
+    monkeypatch.setattr(run_module, "allotted_cores", lambda: 2)
+    monkeypatch.setattr(run_module, "render_chunk", fake_render_chunk)
+    reports = []
+    run_module.render_chunks(board, tmp_path, lambda fraction, message: reports.append(fraction), never)
+    assert sorted(index for index, _ in calls) == [c["index"] for c in board["chunks"]]
+    assert {threads for _, threads in calls} == {1}  # each ffmpeg gets one of the two cores
+    assert reports == sorted(reports) and reports[-1] == pytest.approx(1.0)
+
+
+def test_a_failed_chunk_stops_the_chunk_beside_it(tmp_path, monkeypatch):
+    board = build_storyboard({**E2E_BRIEF, "target_duration_id": 20})
+    started, stopped, calls = threading.Event(), threading.Event(), []
+
+    def fake_render_chunk(board, index, work_dir, progress, cancelled, threads):
+        calls.append(index)
+        if len(calls) == 1:
+            deadline = time.monotonic() + 10
+            started.set()
+            while not cancelled() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if cancelled():
+                stopped.set()
+                raise Cancelled("render cancelled")
+            return
+        started.wait(10)
+        raise compose_module.PipelineError("ffmpeg exited with 1", "render")
+
+    monkeypatch.setattr(run_module, "allotted_cores", lambda: 2)
+    monkeypatch.setattr(run_module, "render_chunk", fake_render_chunk)
+    with pytest.raises(compose_module.PipelineError, match="exited with 1"):
+        run_module.render_chunks(board, tmp_path, lambda *a: None, never)
+    assert stopped.is_set()
+    assert len(calls) == 2  # no chunk started after the failure

@@ -181,8 +181,9 @@ def chunk_path(board: dict, index: int, work_dir: Path) -> Path:
     return Path(work_dir) / f"chunk{index:03d}-{stage_key(board, 'render', index)}.mp4"
 
 
-def render_chunk(board: dict, index: int, work_dir: Path, progress, cancelled) -> Path:
-    """Encode chunk `index` (exact frame count, starts on a keyframe); cached by content."""
+def render_chunk(board: dict, index: int, work_dir: Path, progress, cancelled, threads: int | None = None) -> Path:
+    """Encode chunk `index` (exact frame count, starts on a keyframe); cached by content. ffmpeg
+    uses `threads` threads for the filters and for x264 (default: every core this process may use)."""
     work_dir = Path(work_dir)
     final = chunk_path(board, index, work_dir)
     chunk = board["chunks"][index]
@@ -195,7 +196,7 @@ def render_chunk(board: dict, index: int, work_dir: Path, progress, cancelled) -
     graph_file = temp_path(final.with_suffix(".graph.txt"))
     graph_file.write_text(graph, encoding="utf-8")
     tmp = temp_path(final)
-    threads = allotted_cores()
+    threads = threads or allotted_cores()
     label = f"chunk {index + 1}/{len(board['chunks'])}"
 
     def on_frames(done: int) -> None:

@@ -129,8 +129,9 @@ def _children_running(pattern: str) -> list[int]:
 def test_cancel_while_running_stops_quickly_and_leaves_nothing(app, client, stack, make_token):
     token = make_token("operator")
     stack.start_worker()
+    # 720p: a 640x360 chunk renders in about 0.3 s, too short a stage to be seen running.
     task_id = submit(client, token, small_brief(target_duration_id=60,
-                                                config={"quality": "low", "resolution": "640x360"}))["task_id"]
+                                                config={"quality": "low", "resolution": "1280x720"}))["task_id"]
     stack.wait_for(lambda: (t := stack.task(task_id)).status == "processing" and t.stage == "render",
                    90, "rendering to start")
     asked = time.monotonic()

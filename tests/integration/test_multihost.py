@@ -50,9 +50,9 @@ def submit(client, token, brief) -> str:
     return response.get_json()["task_id"]
 
 
-def brief(seconds: int) -> dict:
+def brief(seconds: int, resolution: str = "640x360") -> dict:
     return {**SAMPLE_BRIEF, "target_duration_id": seconds, "priority": "normal",
-            "config": {"quality": "low", "resolution": "640x360"}}
+            "config": {"quality": "low", "resolution": resolution}}
 
 
 def test_chunks_run_on_both_hosts_and_a_killed_host_is_survived(app, client, stack, make_token, two_hosts,
@@ -79,7 +79,8 @@ def test_chunks_run_on_both_hosts_and_a_killed_host_is_survived(app, client, sta
     assert list(storage.list(f"work/{first}/")) == []
 
     # 2. kill -9 of one host's worker processes mid-render: the other host finishes the task.
-    second = submit(client, token, brief(40))
+    # 720p: a 360p chunk renders in about 0.3 s, too short to be caught mid-render.
+    second = submit(client, token, brief(40, "1280x720"))
 
     def running_chunk():
         db.session.rollback()

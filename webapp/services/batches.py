@@ -209,7 +209,7 @@ def _inserts(table: Any, rows: list[dict[str, Any]]) -> list[tuple[str, tuple]]:
     columns = []
     for name in names:
         values = [row[name] for row in rows]
-        process = table.c[name].type.bind_processor(dialect)
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             # Rows share objects (the batch's timestamp, one event payload per priority).
             done: dict[int, Any] = {}

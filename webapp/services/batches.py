@@ -196,13 +196,26 @@ def _max_params() -> int:
     return 32766
 
 
+def _chunk_sizes(count: int, largest: int) -> list[int]:
+    """Rows per statement: as many `largest` as fit, then the rest as powers of two, so a process
+    compiles (and its drivers cache) a dozen statement shapes, not one per batch size."""
+    sizes = [largest] * (count // largest)
+    rest, power = count % largest, 1 << (largest.bit_length() - 1)
+    while rest:
+        if power <= rest:
+            sizes.append(power)
+            rest -= power
+        power >>= 1
+    return sizes
+
+
 def _inserts(table: Any, rows: list[dict[str, Any]]) -> list[tuple[str, tuple]]:
     """Multi-row INSERTs of `rows` (all with the same columns), every value already converted by its
     column type (datetimes, JSON, booleans) for this database, each distinct object once.
 
-    As few statements as the parameter limit allows, not one execution per row: on SQLite the
-    render_tasks trigger feeds an FTS5 index, which flushes its pending terms to disk at the end of
-    every statement, so executemany wrote (and merged) one index segment per task."""
+    A few statements, not one execution per row: on SQLite the render_tasks trigger feeds an FTS5
+    index, which flushes its pending terms to disk at the end of every statement, so executemany
+    wrote (and merged) one index segment per task."""
     dialect = db.engine.dialect
     quote = dialect.identifier_preparer.quote
     names = list(rows[0])
@@ -222,13 +235,12 @@ def _inserts(table: Any, rows: list[dict[str, Any]]) -> list[tuple[str, tuple]]:
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     one_row = f"({', '.join([mark] * len(names))})"
     head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES "
-    per_statement = max(1, _max_params() // len(names))
-    statements = []
-    for start in range(0, len(rows), per_statement):
-        chunk = [column[start:start + per_statement] for column in columns]
-        count = len(chunk[0])
-        statements.append((head + ", ".join([one_row] * count),
+    statements, start = [], 0
+    for size in _chunk_sizes(len(rows), max(1, min(MAX_BRIEFS, _max_params() // len(names)))):
+        chunk = [column[start:start + size] for column in columns]
+        statements.append((head + ", ".join([one_row] * size),
                            tuple(itertools.chain.from_iterable(zip(*chunk, strict=True)))))
+        start += size
     return statements
 
 

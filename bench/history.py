@@ -75,18 +75,20 @@ def throwaway_postgres(admin_dsn: str, keep: str | None = None) -> str:
 
 
 def already_seeded(harness: Harness, count: int) -> bool:
-    """Whether a kept database already holds the seeded tasks and the viewer."""
+    """Whether a kept database already holds the seeded tasks (the viewer is created if missing)."""
     from sqlalchemy import func, select
 
     from webapp.extensions import db
     from webapp.models import RenderTask, User
+    from webapp.services import auth
 
     with harness.app.app_context():
         tasks = db.session.scalar(select(func.count()).select_from(RenderTask))
-        viewer = db.session.scalar(select(User).where(User.username == BENCH_VIEWER[0]))
-    if tasks and tasks != count:
-        raise SystemExit(f"--keep: the database holds {tasks:,} tasks, not {count:,}")
-    return bool(tasks) and viewer is not None
+        if tasks and tasks != count:
+            raise SystemExit(f"--keep: the database holds {tasks:,} tasks, not {count:,}")
+        if tasks and db.session.scalar(select(User).where(User.username == BENCH_VIEWER[0])) is None:
+            auth.create_user(*BENCH_VIEWER, "viewer")
+    return bool(tasks)
 
 
 def main() -> int:

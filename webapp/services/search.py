@@ -13,10 +13,11 @@ A page is found in one of two ways, whichever is cheap for the term:
 - **Index.** When the probe did not fill the page, the term is rare there: its matches are read
   from the index (at most INDEX_MATCHES of them) and sorted. Terms of 3 or more characters use the
   trigrams; shorter ones use the trigrams that begin with them (SQLite) or the gram index
-  (PostgreSQL). A term with no match answers an empty page with no cursor.
+  (PostgreSQL). A term with no match answers an empty page with no cursor. On SQLite a trigram
+  lookup costs less than the probe, so terms of 3 or more characters ask the index first.
 
-Only a term with more than INDEX_MATCHES matches that are all older than the probe's window falls
-back to walking the whole created_at index from the cursor.
+A term with more than INDEX_MATCHES matches that did not fill the probe's page walks the whole
+created_at index from the cursor, checking each row, until its page is full.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, literal_column, or_, select, text
+from sqlalchemy import and_, bindparam, literal_column, or_, select, text
 
 from webapp.extensions import db
 from webapp.models import RenderTask
@@ -70,14 +71,17 @@ def text_page(term: str, run_page: PageRunner, limit: int, cursor_at: datetime |
               since: datetime | None, until: datetime | None) -> list[RenderTask]:
     """Up to limit + 1 tasks whose search text contains `term`, newest first from the cursor."""
     matches = row_match(term)
-    start = _probe_start(cursor_at, since, until)
-    probe = [matches] if start is None else [matches, RenderTask.created_at >= start]
-    rows = run_page(probe, "walk")
-    if len(rows) > limit or start is None:
-        return rows  # a full page, or the probe saw every task in range
+    if db.engine.dialect.name == "postgresql" or len(term) < MIN_INDEXED_CHARS:
+        start = _probe_start(cursor_at, since, until)
+        probe = [matches] if start is None else [matches, RenderTask.created_at >= start]
+        rows = run_page(probe, "walk")
+        if len(rows) > limit or start is None:
+            return rows  # a full page, or the probe saw every task in range
+    # SQLite reads up to INDEX_MATCHES trigram matches in a millisecond or two, less than the
+    # probe costs: the index comes first there.
     found = index_matches(term)
     if found is None:
-        return run_page([matches], "walk")  # many matches, all older than the probe's window
+        return run_page([matches], "walk")  # many matches: they fill a page soon enough
     if found is False:
         return []
     return run_page([found], "lookup")
@@ -88,15 +92,18 @@ def row_match(term: str) -> Any:
     pattern = like_pattern(term)
     if db.engine.dialect.name == "postgresql":
         return literal_column(PG_TEXT).ilike(pattern, escape="\\")
-    # Column by column (LIKE ignores ASCII case), the keywords as their JSON text, which is
-    # cheaper per row than json_each and may hold \u escapes.
+    # Column by column (LIKE ignores ASCII case). The keywords are read from the request's JSON
+    # (non-ASCII may be stored \u-escaped there) only when its raw text holds the term.
     keywords = literal_column(SQLITE_KEYWORDS)
-    options = [column.like(pattern, escape="\\")
-               for column in (RenderTask.theme, RenderTask.description, RenderTask.id, keywords)]
+    forms = [pattern]
     escaped = json.dumps(term)[1:-1]
     if escaped != term:
-        options.append(keywords.like(like_pattern(escaped), escape="\\"))
-    return or_(*options)
+        forms.append(like_pattern(escaped))
+    in_request = or_(*(literal_column("render_tasks.request").like(form, escape="\\") for form in forms))
+    in_keywords = or_(*(keywords.like(form, escape="\\") for form in forms))
+    return or_(*(column.like(pattern, escape="\\") for column in (RenderTask.theme, RenderTask.description,
+                                                                   RenderTask.id)),
+               and_(in_request, in_keywords))
 
 
 def _probe_start(cursor_at: datetime | None, since: datetime | None, until: datetime | None) -> datetime | None:

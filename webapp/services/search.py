@@ -91,7 +91,11 @@ def row_match(term: str) -> Any:
     """The condition checked row by row (no index): the task's text contains `term`."""
     pattern = like_pattern(term)
     if db.engine.dialect.name == "postgresql":
-        return literal_column(PG_TEXT).ilike(pattern, escape="\\")
+        column = literal_column(PG_TEXT)
+        if term.lower() == term == term.upper():
+            # Nothing to fold (Chinese, digits): LIKE compares bytes, about 3x cheaper than ILIKE.
+            return column.like(pattern, escape="\\")
+        return column.ilike(pattern, escape="\\")
     # Column by column (LIKE ignores ASCII case). The keywords are read from the request's JSON
     # (non-ASCII may be stored \u-escaped there) only when its raw text holds the term.
     keywords = literal_column(SQLITE_KEYWORDS)
@@ -187,14 +191,22 @@ _PG_PLANS = {
 }
 
 
+_PG_SET = text("SELECT set_config(name, 'off', true) FROM unnest(CAST(:names AS text[])) AS name")
+_PG_RESET = text("SELECT set_config(name, reset_val, true) FROM pg_settings WHERE name = ANY(CAST(:names AS text[]))")
+
+
 @contextmanager
 def planned(plan: str) -> Iterator[None]:
-    """Run the statements inside with the plan's PostgreSQL settings (nothing on SQLite)."""
-    settings = _PG_PLANS.get(plan, ()) if db.engine.dialect.name == "postgresql" else ()
-    for name in settings:
-        db.session.execute(text(f"SET LOCAL {name} = off"))
+    """Run the statements inside with the plan's PostgreSQL settings (nothing on SQLite).
+
+    The settings are local to the transaction and reset after the statements, each way in one
+    round trip (on a busy machine every round trip to the server can cost milliseconds).
+    """
+    names = list(_PG_PLANS.get(plan, ())) if db.engine.dialect.name == "postgresql" else []
+    if names:
+        db.session.execute(_PG_SET, {"names": names})
     try:
         yield
     finally:
-        for name in settings:
-            db.session.execute(text(f"RESET {name}"))
+        if names:
+            db.session.execute(_PG_RESET, {"names": names})

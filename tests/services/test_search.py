@@ -50,7 +50,10 @@ def viewer_token(make_token) -> str:
     return make_token("viewer")
 
 
-def test_a_rare_term_is_found_anywhere_in_history_in_one_pass(client, viewer_token, make_task):
+@pytest.mark.parametrize("probe_rows", [2000, 3])  # 3: read from the index, not the probe
+def test_a_rare_term_is_found_anywhere_in_history_in_one_pass(client, viewer_token, make_task, monkeypatch,
+                                                              probe_rows):
+    monkeypatch.setattr(search, "PROBE_ROWS", probe_rows)
     base = utcnow() - timedelta(days=400)
     wanted = []
     for i in range(60):
@@ -61,6 +64,9 @@ def test_a_rare_term_is_found_anywhere_in_history_in_one_pass(client, viewer_tok
     first = history(client, viewer_token, "q=城市夜景&limit=20")
     assert [t["task_id"] for t in first["tasks"]] == list(reversed(wanted))
     assert first["next_cursor"] is None
+    # With a filter on several states too (one page per state, merged).
+    both = history(client, viewer_token, "q=城市夜景&status=queued,failed&limit=2")
+    assert [t["task_id"] for t in both["tasks"]] == list(reversed(wanted))[:2] and both["next_cursor"]
     # Case-insensitive for ASCII, and in the middle of a word.
     assert len(history(client, viewer_token, "q=LAUNCH")["tasks"]) == 3
     assert len(history(client, viewer_token, "q=aunc")["tasks"]) == 3

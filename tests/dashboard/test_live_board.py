@@ -215,3 +215,21 @@ def test_processes_share_one_build_through_redis(app, make_user, make_task, monk
     second = client.get("/", headers=HTMX)
     assert second.status_code == 200 and second.headers["ETag"] == first.headers["ETag"]
     assert board_of(second) == board_of(first)
+
+
+def test_a_session_ended_by_another_process_is_refused_by_the_next_poll(app, make_user, make_task, monkeypatch):
+    """Another process changes the user (the row and the auth generation, not this process's cache)."""
+    from webapp.models import User
+    from webapp.services import auth
+    from webapp.services.broker import redis_client
+
+    make_task(status="processing", progress=20.0, started_at=utcnow())
+    client = signed_in_client(app, make_user, "watcher", "viewer")
+    monkeypatch.setattr(auth, "SESSION_GENERATION_SECONDS", 0.0)
+    assert client.get("/", headers=HTMX).status_code == 200
+    db.session.execute(update(User).where(User.username == "watcher").values(session_epoch=User.session_epoch + 1))
+    db.session.commit()
+    assert client.get("/", headers=HTMX).status_code == 200  # no bump yet: the cached picture holds
+    redis_client().incr(auth.GENERATION_KEY)
+    refused = client.get("/", headers=HTMX)
+    assert refused.status_code == 401 and "HX-Redirect" in refused.headers

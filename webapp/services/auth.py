@@ -24,6 +24,9 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 # a generation counter in Redis, which each use reads: a change applies to the next request everywhere.
 CACHE_SECONDS = 5.0
 GENERATION_KEY = "aura:auth:generation"
+#: Polled fragments (session_viewer) read the generation at most this often per process: a change of a
+#: user made in another process ends their session there within this time (in this one at once).
+SESSION_GENERATION_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ def forget_cached_tokens() -> None:
 
     with _cache_lock:
         _cache.clear()
+        _recent_generation.clear()
         if has_app_context():
             _viewers().clear()
 
@@ -215,11 +219,25 @@ def _viewers() -> dict[str, tuple[float, bytes, SessionViewer | None]]:
     return current_app.extensions.setdefault("aura_session_viewers", {})
 
 
+_recent_generation: list[tuple[float, bytes | None]] = []
+
+
+def _generation_within(seconds: float) -> bytes | None:
+    """The auth generation as read at most `seconds` ago in this process."""
+    now_mono = time.monotonic()
+    if _recent_generation and now_mono - _recent_generation[0][0] < seconds:
+        return _recent_generation[0][1]
+    generation = _generation()
+    _recent_generation[:] = [(now_mono, generation)]
+    return generation
+
+
 def session_viewer(session_id: str) -> SessionViewer | None:
     """`session_user` as a read-only picture, cached per process like tokens: any change of a user
-    bumps the auth generation in Redis, which each use reads, so an ended session is refused on its
-    next request everywhere. Without Redis every call reads the row."""
-    generation = _generation()
+    bumps the auth generation in Redis, read at most every SESSION_GENERATION_SECONDS, so an ended
+    session is refused on its next request in this process and within that time in the others.
+    Without Redis every call reads the row."""
+    generation = _generation_within(SESSION_GENERATION_SECONDS)
     now_mono = time.monotonic()
     key = str(session_id)
     viewers = _viewers()

@@ -233,3 +233,23 @@ def test_a_session_ended_by_another_process_is_refused_by_the_next_poll(app, mak
     redis_client().incr(auth.GENERATION_KEY)
     refused = client.get("/", headers=HTMX)
     assert refused.status_code == 401 and "HX-Redirect" in refused.headers
+
+
+def test_within_the_period_another_process_adopts_the_newest_build_instead_of_building(
+        app, make_user, make_task, count_queries, monkeypatch):
+    """However many workers serve the polls, a live board is built once per period: a worker whose
+    own period ran out takes the newest shared build while it is young enough, without a query."""
+    task = make_task(status="processing", progress=10.0, started_at=utcnow())
+    client = signed_in_client(app, make_user, "watcher", "viewer")
+    monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 3600.0)
+    first = client.get("/", headers=HTMX)
+    db.session.execute(update(RenderTask).where(RenderTask.id == task.id)
+                       .values(progress=55.0, updated_at=utcnow() + timedelta(seconds=1)))
+    db.session.commit()
+    app.extensions["aura_board"] = live.BoardCache()  # another worker
+    with count_queries() as statements:
+        second = client.get("/", headers={**HTMX, "If-None-Match": first.headers["ETag"]})
+    assert second.status_code == 304 and not [s for s in statements if "render_tasks" in s]
+    monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 0.0)
+    third = client.get("/", headers={**HTMX, "If-None-Match": first.headers["ETag"]})
+    assert third.status_code == 200 and 'aria-valuenow="55.0"' in board_of(third)

@@ -1,9 +1,12 @@
 """The dashboard's live board, built once per change and shared by every viewer.
 
-A poll costs one index lookup (`board_stamp`): the board is rebuilt only when the stamp, the
-clock tick (waiting ages and ETAs move with time) or the viewer's language and role differ from
-the cached build. The shared HTML carries two placeholders filled per request: the viewer's own
-live tasks and the ETag. A poll whose `If-None-Match` still matches gets `304 Not Modified`.
+The board is rebuilt only when the task stamp (`board_stamp`, one index lookup), the clock tick
+(waiting ages and ETAs move with time) or the viewer's language and role differ from the cached
+build. A live board (one that polls) is built at most once per MIN_REBUILD_SECONDS by all gunicorn
+workers together (through Redis), and within that period a poll runs no query at all; a poll never
+waits for a build another thread or process is making when it can have the previous one. The
+shared HTML carries two placeholders filled per request: the viewer's own live tasks and the ETag.
+A poll whose `If-None-Match` still matches gets `304 Not Modified`.
 """
 
 from __future__ import annotations
@@ -84,6 +87,41 @@ class BoardCache:
             return build
         return None
 
+    def adopt_shared(self, variant: str, tick: int) -> Build | None:
+        """The newest build any process made for this variant, when a poll may have it without a
+        query (as in `recent`, timed from when it was made): so however many processes serve the
+        polls, a live board is built at most once per MIN_REBUILD_SECONDS. One Redis GET."""
+        from redis import RedisError
+
+        from webapp.services.broker import redis_client
+
+        try:
+            client = redis_client()
+            raw = client.get(SHARED_LATEST + variant)
+            if raw is None:
+                return None
+            latest = json.loads(raw)
+            age = time.time() - latest["built"]
+            if not latest["live"] or latest["tick"] != tick or not 0 <= age < MIN_REBUILD_SECONDS:
+                return None
+            found = self.builds.get(latest["key"])
+            if found is None:
+                payload = client.get(SHARED_KEY + latest["key"])
+                if payload is None:
+                    return None
+                found = _from_payload(latest["key"], payload)
+        except RedisError:
+            return None
+        with self.lock:
+            self.builds.setdefault(found.key, found)
+            while len(self.builds) > KEEP:
+                self.builds.pop(next(iter(self.builds)))
+            self.order.setdefault(found.key, next(self.counter))
+            current = self.latest.get(variant)
+            if current is None or self.order.get(current[0].key, -1) <= self.order[found.key]:
+                self.latest[variant] = (found, time.monotonic() - age)
+        return found
+
     def get(self, key: str, variant: str, build: Callable[[], Build], fresh: bool = False) -> Build:
         found = self.builds.get(key)
         if found is not None:
@@ -99,7 +137,7 @@ class BoardCache:
         try:
             found = self.builds.get(key)
             if found is None:
-                found = shared_build(key, build, stale_ok)
+                found = shared_build(key, variant, build, stale_ok)
                 if found is None:
                     return newest[0]  # type: ignore[index]
                 with self.lock:
@@ -127,12 +165,18 @@ class BoardCache:
 #: Redis keys of the builds shared between processes, and of the lock of the one making a build.
 SHARED_KEY = "aura:board:build:"
 SHARED_LOCK = "aura:board:lock:"
+SHARED_LATEST = "aura:board:latest:"
 #: How long a build stays in Redis, and how long a process waits for another's build.
 SHARED_TTL_SECONDS = 60
 SHARED_WAIT_SECONDS = 2.0
 
 
-def shared_build(key: str, build: Callable[[], Build], stale_ok: bool) -> Build | None:
+def _from_payload(key: str, payload: bytes) -> Build:
+    data = json.loads(payload)
+    return Build(key=key, html=data["html"], live=data["live"], owners=data["owners"], tick=data["tick"])
+
+
+def shared_build(key: str, variant: str, build: Callable[[], Build], stale_ok: bool) -> Build | None:
     """The build for `key`: from Redis when another process made it, else made here and shared.
 
     None when another process is making it and the caller may serve its previous build meanwhile.
@@ -154,12 +198,13 @@ def shared_build(key: str, build: Callable[[], Build], stale_ok: bool) -> Build 
     except RedisError:
         return build()
     if payload is not None:
-        data = json.loads(payload)
-        return Build(key=key, html=data["html"], live=data["live"], owners=data["owners"], tick=data["tick"])
+        return _from_payload(key, payload)
     made = build()
     try:
         client.set(SHARED_KEY + key, json.dumps({"html": made.html, "live": made.live, "owners": made.owners,
                                                  "tick": made.tick}), ex=SHARED_TTL_SECONDS)
+        client.set(SHARED_LATEST + variant, json.dumps({"key": key, "built": time.time(), "live": made.live,
+                                                        "tick": made.tick}), ex=SHARED_TTL_SECONDS)
         client.delete(SHARED_LOCK + key)
     except RedisError:
         pass
@@ -232,7 +277,7 @@ def live_board(principal: str, fresh: bool = False) -> Board:
     variant = board_variant()
     tick = int(time.time() // TICK_SECONDS)
     cache = _cache()
-    build = None if fresh else cache.recent(variant, tick)
+    build = None if fresh else cache.recent(variant, tick) or cache.adopt_shared(variant, tick)
     if build is None:
         key = board_key(variant, tick)
         build = cache.get(key, variant, lambda: _build(key, tick), fresh=fresh)

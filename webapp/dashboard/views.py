@@ -25,7 +25,7 @@ from webapp.catalog import PRIORITIES, QUALITIES, QUEUES, Role, TaskStatus
 from webapp.dashboard import live
 from webapp.dashboard.forms import CUSTOM, RESOLUTION_PRESETS, BriefForm, LoginForm, PasswordForm, TokenForm
 from webapp.extensions import db, htmx
-from webapp.limits import SubmissionRefused, check_submission, login_limits
+from webapp.limits import SubmissionRefused, check_submission, limiter, login_limits
 from webapp.messages import STAGE_LABELS, stage_line_lookup
 from webapp.services import auth as auth_service
 from webapp.services import dashboard as board
@@ -141,6 +141,12 @@ def render_index(form: BriefForm | None, status: int = 200):
     page = render_template("dashboard/index.html", form=form, live_html=shown.html,
                            presets=RESOLUTION_PRESETS, custom=CUSTOM)
     return page, status
+
+
+@limiter.request_filter
+def board_polls_are_not_counted() -> bool:
+    """The dashboard's GETs (the live board's polls) carry no rate limit: skip the limiter's lookup."""
+    return request.method == "GET" and request.endpoint == "dashboard.index"
 
 
 @bp.route("/", methods=["GET", "POST"])

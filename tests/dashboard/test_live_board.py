@@ -253,3 +253,36 @@ def test_within_the_period_another_process_adopts_the_newest_build_instead_of_bu
     monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 0.0)
     third = client.get("/", headers={**HTMX, "If-None-Match": first.headers["ETag"]})
     assert third.status_code == 200 and 'aria-valuenow="55.0"' in board_of(third)
+
+
+def test_the_poll_that_finds_a_change_gets_the_young_last_build_and_the_next_poll_the_new_one(
+        app, make_user, make_task, monkeypatch):
+    """No poll waits for a build while the last one is young: it is made beside that poll."""
+    import threading
+    import time
+
+    task = make_task(status="processing", progress=10.0, started_at=utcnow())
+    client = signed_in_client(app, make_user, "watcher", "viewer")
+    monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 0.5)
+    first = client.get("/", headers=HTMX)
+    builders: list[threading.Thread] = []
+    original = live._build
+
+    def recording_build(*args, **kwargs):
+        builders.append(threading.current_thread())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(live, "_build", recording_build)
+    db.session.execute(update(RenderTask).where(RenderTask.id == task.id)
+                       .values(progress=88.0, updated_at=utcnow() + timedelta(seconds=1)))
+    db.session.commit()
+    time.sleep(0.6)  # the period ran out, the last build is still young (< 2 periods)
+    finder = client.get("/", headers={**HTMX, "If-None-Match": first.headers["ETag"]})
+    assert finder.status_code == 304
+    deadline = time.monotonic() + 10
+    while not builders and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert builders and builders[0] is not threading.current_thread()
+    builders[0].join(timeout=10)
+    after = client.get("/", headers={**HTMX, "If-None-Match": first.headers["ETag"]})
+    assert after.status_code == 200 and 'aria-valuenow="88.0"' in board_of(after)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import current_app, render_template
+from flask import copy_current_request_context, current_app, render_template
 from flask_babel import get_locale
 from flask_login import current_user
 
@@ -134,22 +134,34 @@ class BoardCache:
         stale_ok = not fresh and newest is not None and newest[0].live
         if not gate.acquire(blocking=not stale_ok):
             return newest[0]  # type: ignore[index]
+        if stale_ok and time.monotonic() - newest[1] < 2 * MIN_REBUILD_SECONDS:  # type: ignore[index]
+            # Nor does the poll that found the change, while the last build is young: it gets that
+            # one and the new build is made beside it (the next polls get it).
+            threading.Thread(target=copy_current_request_context(self._make),
+                             args=(key, variant, build, gate, True), daemon=True).start()
+            return newest[0]  # type: ignore[index]
+        found = self._make(key, variant, build, gate, stale_ok)
+        return found if found is not None else newest[0]  # type: ignore[index]
+
+    def _make(self, key: str, variant: str, build: Callable[[], Build], gate: threading.Lock,
+              stale_ok: bool) -> Build | None:
+        """Make (or fetch from Redis) the build for `key` and keep it; the caller holds `gate`."""
         try:
             found = self.builds.get(key)
             if found is None:
                 found = shared_build(key, variant, build, stale_ok)
                 if found is None:
-                    return newest[0]  # type: ignore[index]
+                    return None
                 with self.lock:
                     self.builds[key] = found
                     while len(self.builds) > KEEP:
                         self.builds.pop(next(iter(self.builds)))
             self._checked(variant, found)
+            return found
         finally:
             gate.release()
             with self.lock:
                 self.building.pop(key, None)
-        return found
 
     def _checked(self, variant: str, found: Build) -> None:
         with self.lock:

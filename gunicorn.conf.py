@@ -4,6 +4,8 @@
   ($XDG_RUNTIME_DIR/gunicorn.ctl or ~/.gunicorn/gunicorn.ctl): a second instance on the host would
   take it over. Each master puts its own in the instance directory, named by its pid:
   `gunicornc -s var/gunicorn-<pid>.ctl status`.
+- Keep-alive: the dashboard's live board polls every 2 s on one connection; gunicorn's default of
+  2 s closes it just as the next poll is sent (a reconnect, or a reset the browser must retry).
 - Prometheus multiprocess mode: every gunicorn worker (and every Celery worker started with the
   same environment) writes its metric samples to PROMETHEUS_MULTIPROC_DIR, and /metrics adds them
   up. Unset, it defaults to <instance>/prometheus. The directory must be emptied when the
@@ -21,6 +23,7 @@ _config = load_config()
 _instance = Path(_config["INSTANCE_DIR"])
 _instance.mkdir(parents=True, exist_ok=True)
 control_socket = str(_instance / f"gunicorn-{os.getpid()}.ctl")
+keepalive = 5
 
 if not _config["PROMETHEUS_MULTIPROC_DIR"]:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_instance / "prometheus")

@@ -3,6 +3,10 @@ served by gunicorn to a signed-in viewer, on SQLite (a file) or PostgreSQL (a th
 Target: p99 <= 100 ms for every filter and search.
 
     .venv/bin/python bench/history.py [--tasks 1000000] [--repeat 30] [--database sqlite|postgresql]
+                                      [--keep PATH_OR_NAME]
+
+Seeding a million tasks takes minutes: with --keep the seeded database is kept (a SQLite file at
+PATH, or a PostgreSQL database NAME on the server) and reused by the next run with the same --keep.
 """
 
 from __future__ import annotations
@@ -41,26 +45,50 @@ def chinese_rare_term(app, middle: int) -> str:
     return f"{name[-2:]} {number}"
 
 
-def throwaway_postgres(admin_dsn: str) -> str:
-    """A fresh database on the PostgreSQL server, dropped at exit; returns its SQLAlchemy URL."""
+def throwaway_postgres(admin_dsn: str, keep: str | None = None) -> str:
+    """A fresh database on the PostgreSQL server, dropped at exit (or the database `keep`, created
+    when missing and kept); returns its SQLAlchemy URL."""
     import atexit
     import os
 
     import psycopg
 
-    name = f"aura_bench_{os.getpid()}"
+    name = keep or f"aura_bench_{os.getpid()}"
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise SystemExit(f"--keep: not a plain database name: {name}")
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not keep:
+            conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        if not (keep and exists):
+            conn.execute(f"CREATE DATABASE {name}")
         user, password, host, port = conn.info.user, conn.info.password, conn.info.host, conn.info.port
 
     def drop() -> None:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
-    atexit.register(drop)
+    if not keep:
+        atexit.register(drop)
     secret = f":{password}" if password else ""
     return f"postgresql+psycopg://{user}{secret}@{host}:{port}/{name}"
+
+
+def already_seeded(harness: Harness, count: int) -> bool:
+    """Whether a kept database already holds the seeded tasks (the viewer is created if missing)."""
+    from sqlalchemy import func, select
+
+    from webapp.extensions import db
+    from webapp.models import RenderTask, User
+    from webapp.services import auth
+
+    with harness.app.app_context():
+        tasks = db.session.scalar(select(func.count()).select_from(RenderTask))
+        if tasks and tasks != count:
+            raise SystemExit(f"--keep: the database holds {tasks:,} tasks, not {count:,}")
+        if tasks and db.session.scalar(select(User).where(User.username == BENCH_VIEWER[0])) is None:
+            auth.create_user(*BENCH_VIEWER, "viewer")
+    return bool(tasks)
 
 
 def main() -> int:
@@ -71,10 +99,17 @@ def main() -> int:
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--pg-dsn", default="host=127.0.0.1 port=5432 dbname=test user=postgres",
                         help="PostgreSQL server to create the throwaway database on")
+    parser.add_argument("--keep", help="keep the seeded database and reuse it: a SQLite file path, "
+                        "or a PostgreSQL database name")
     args = parser.parse_args()
 
-    harness = Harness(throwaway_postgres(args.pg_dsn) if args.database == "postgresql" else None)
-    seeded(harness, args.tasks)
+    if args.database == "postgresql":
+        url = throwaway_postgres(args.pg_dsn, args.keep)
+    else:
+        url = f"sqlite:///{Path(args.keep).resolve()}" if args.keep else None
+    harness = Harness(url)
+    if not (args.keep and already_seeded(harness, args.tasks)):
+        seeded(harness, args.tasks)
     if args.database == "postgresql":
         # Autovacuum analyses a freshly loaded table within a minute; do it now, once.
         from webapp.extensions import db

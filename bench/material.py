@@ -95,7 +95,10 @@ def preview_seconds(the_brief: dict, root: Path) -> float:
 
 
 def measure(label: str, runs: int, func) -> float:
-    values = [func() for _ in range(runs)]
+    return report(label, [func() for _ in range(runs)])
+
+
+def report(label: str, values: list[float]) -> float:
     median = statistics.median(values)
     print(f"  {label}: median {median:.2f} s, spread {max(values) - min(values):.2f} s "
           f"({', '.join(f'{v:.2f}' for v in values)})")
@@ -120,12 +123,13 @@ def main() -> None:
         ids = make_assets(root, root / "storage")
         print(f"{seconds} s at {resolution}, {args.runs} runs each, {os.cpu_count()} cores "
               f"(load {os.getloadavg()[0]:.2f})")
-        procedural = measure("procedural (reference)", args.runs,
-                             lambda: video_seconds(brief(seconds, resolution, None), root))
-        images = measure("six pictures", args.runs,
-                         lambda: video_seconds(brief(seconds, resolution, ids["image"]), root))
-        clips = measure("six clips", args.runs,
-                        lambda: video_seconds(brief(seconds, resolution, ids["clip"]), root))
+        # The three kinds take turns, run after run, so a change in the machine's load falls on all.
+        kinds = {"procedural (reference)": None, "six pictures": ids["image"], "six clips": ids["clip"]}
+        walls: dict[str, list[float]] = {name: [] for name in kinds}
+        for _ in range(args.runs):
+            for name, assets in kinds.items():
+                walls[name].append(video_seconds(brief(seconds, resolution, assets), root))
+        procedural, images, clips = (report(name, values) for name, values in walls.items())
         preview = measure("preview (10 s at 640x360, whole pipeline)", args.runs,
                           lambda: preview_seconds(brief(60, "1920x1080", ids["image"]), root))
         verdict("pictures / procedural", images / procedural, 1.0, "x")

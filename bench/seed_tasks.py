@@ -106,29 +106,31 @@ def seed_tasks(app, count: int, live: int = 40, last_hour: int = 600, days: int 
     return {"rows": count, "seconds": time.perf_counter() - started}
 
 
-def _search_migration():
-    """The migration that builds the history search index (its SQL is reused for bulk loads)."""
+def _migration(name: str):
+    """A migration module by its file name's end (its SQL is reused for bulk loads)."""
     import importlib.util
     from pathlib import Path
 
-    path = next((Path(__file__).resolve().parent.parent / "migrations" / "versions").glob("*_history_search.py"))
-    spec = importlib.util.spec_from_file_location("history_search_migration", path)
+    path = next((Path(__file__).resolve().parent.parent / "migrations" / "versions").glob(f"*_{name}.py"))
+    spec = importlib.util.spec_from_file_location(f"migration_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def bulk_seed(app, count: int) -> dict[str, Any]:
-    """seed_tasks for large counts: the search index is set aside during the load and built once
-    after it, the way migration 0007 builds it for existing rows."""
+    """seed_tasks for large counts: the search indexes are set aside during the load and built once
+    after it, the way migrations 0007 and 0009 build them for existing rows."""
     from sqlalchemy import text
 
-    migration = _search_migration()
+    migration = _migration("history_search")
+    short_terms = _migration("short_term_search")
     with app.app_context():
         postgres = db.engine.dialect.name == "postgresql"
         with db.engine.begin() as conn:
             if postgres:
                 conn.execute(text("DROP INDEX IF EXISTS ix_render_tasks_search"))
+                conn.execute(text("DROP INDEX IF EXISTS ix_render_tasks_search_grams"))
             else:
                 for name in migration.SQLITE_TRIGGERS:
                     conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
@@ -137,6 +139,7 @@ def bulk_seed(app, count: int) -> dict[str, Any]:
     with app.app_context(), db.engine.begin() as conn:
         if postgres:
             conn.execute(text(migration.PG_INDEX))
+            conn.execute(text(short_terms.PG_INDEX))
         else:
             conn.execute(text(migration.SQLITE_FILL))
             for statement in migration.SQLITE_TRIGGERS.values():

@@ -9,7 +9,8 @@
    the same brief. Target <= 0.6x. On a machine with fewer cores than two hosts would have, this
    measures the scheduling, not the speed-up: the hosts share the same cores.
 
-Each figure is the median of --runs renders (spread printed). Usage:
+Each figure is the median of --runs renders (spread printed); the setups of 2 and 3 are deployed
+side by side and take turns, run after run. Usage:
   .venv/bin/python bench/stages.py [--runs 3] [--skip-hosts]
 """
 
@@ -88,17 +89,27 @@ def deployment(settings: dict[str, str] | None, hosts: int) -> Harness:
 
 
 def measure(settings: dict[str, str] | None, hosts: int, seconds: int, runs: int) -> tuple[list[float], list[float]]:
-    harness = deployment(settings, hosts)
+    return interleaved([(settings, hosts)], seconds, runs)[0]
+
+
+def interleaved(setups: list[tuple[dict[str, str] | None, int]], seconds: int,
+                runs: int) -> list[tuple[list[float], list[float]]]:
+    """Every setup (storage settings, hosts) deployed at once and rendered in turn, run after run,
+    so that a change in the machine's load falls on all of them alike."""
+    harnesses = [deployment(settings, hosts) for settings, hosts in setups]
     try:
-        render(harness, 5)  # warm-up: imports, fonts, first connections
-        walls, works = [], []
+        for harness in harnesses:
+            render(harness, 5)  # warm-up: imports, fonts, first connections
+        results: list[tuple[list[float], list[float]]] = [([], []) for _ in harnesses]
         for _ in range(runs):
-            wall, work = render(harness, seconds)
-            walls.append(wall)
-            works.append(work)
-        return walls, works
+            for harness, (walls, works) in zip(harnesses, results, strict=True):
+                wall, work = render(harness, seconds)
+                walls.append(wall)
+                works.append(work)
+        return results
     finally:
-        harness.stop()
+        for harness in harnesses:
+            harness.stop()
 
 
 def main() -> int:
@@ -118,9 +129,8 @@ def main() -> int:
 
     server, settings = s3_settings()
     try:
-        local, _ = measure(None, 1, 20, args.runs)
-        s3_one, _ = measure(settings, 1, 20, args.runs)
-        s3_two, _ = measure(settings, 2, 20, args.runs)
+        (local, _), (s3_one, _), (s3_two, _) = interleaved([(None, 1), (settings, 1), (settings, 2)],
+                                                           20, args.runs)
     finally:
         server.stop()
     print("2. one host, 20 s 640x360: S3 (moto) against local storage")

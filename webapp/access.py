@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import abort, flash, g, jsonify, make_response, redirect, request, url_for
+from flask import abort, flash, g, jsonify, make_response, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -90,6 +90,24 @@ def unauthorized():
         return response
     flash(login_manager.login_message, login_manager.login_message_category)
     return redirect(target)
+
+
+def cached_user_for_polls(view: Callable) -> Callable:
+    """Decorator (outside `login_required`): an htmx GET, a poll, gets its session's user from the
+    per-process cache (`auth_service.session_viewer`, refused on the request after any change of the
+    user) instead of a row load on every poll. With "strong" session protection the full check runs."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any):
+        session_id = session.get("_user_id")
+        if (session_id is not None and request.method == "GET" and htmx and "_login_user" not in g
+                and login_manager.session_protection != "strong"):
+            viewer = auth_service.session_viewer(session_id)
+            if viewer is not None:
+                g._login_user = viewer  # what Flask-Login's current_user returns for this request
+        return view(*args, **kwargs)
+
+    return wrapped
 
 
 def role_required(role: Role) -> Callable:

@@ -110,11 +110,13 @@ def check_submission(brief: dict[str, Any], role: Role | str, submitted_by: str)
     check_active_tasks(submitted_by)
 
 
-def over_role_caps(brief: dict[str, Any], role: Role | str) -> dict[str, str]:
-    """The fields of a validated brief over the role's resolution or duration cap (empty: none)."""
+def over_role_caps(brief: dict[str, Any], role: Role | str,
+                   caps: tuple[tuple[int, int], int] | None = None) -> dict[str, str]:
+    """The fields of a validated brief over the role's resolution or duration cap (empty: none).
+    `caps`: the role's `role_caps`, when the caller checks many briefs."""
     from flask_babel import gettext as _
 
-    (max_w, max_h), max_seconds = role_caps(role)
+    (max_w, max_h), max_seconds = caps or role_caps(role)
     fields: dict[str, str] = {}
     width, height = parse_size(brief["config"]["resolution"])
     if width * height > max_w * max_h or max(width, height) > max(max_w, max_h):

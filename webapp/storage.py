@@ -173,24 +173,43 @@ class Storage:
             self.delete(key)
         return len(keys)
 
+    #: How many files of a tree move at once (an object store answers each request with a delay
+    #: of its own, so a folder of many small files goes faster in parallel).
+    tree_workers = 1
+
+    def _each(self, func, items: list) -> None:
+        if self.tree_workers <= 1 or len(items) <= 1:
+            for item in items:
+                func(item)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(self.tree_workers, len(items))) as pool:
+            for _ in pool.map(func, items):  # re-raises the first failure
+                pass
+
     def put_tree(self, prefix: str, folder: Path, last: str | None = None) -> list[str]:
         """Upload every file under `folder` as `prefix/<relative path>`; `last` (a name) goes up
-        last, so whoever sees it sees a complete folder. Returns the keys."""
-        keys = []
-        files = sorted((p for p in Path(folder).rglob("*") if p.is_file()),
-                       key=lambda p: (p.relative_to(folder).as_posix() == last, p))
-        for path in files:
-            key = check_key(f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}")
+        last, once every other file is up, so whoever sees it sees a complete folder. Returns the keys."""
+        folder = Path(folder)
+        pairs = [(check_key(f"{prefix.rstrip('/')}/{p.relative_to(folder).as_posix()}"), p)
+                 for p in sorted(p for p in folder.rglob("*") if p.is_file())]
+        closing = [pair for pair in pairs if pair[1].relative_to(folder).as_posix() == last]
+        others = [pair for pair in pairs if pair not in closing]
+        self._each(lambda pair: self.put_file(*pair), others)
+        for key, path in closing:
             self.put_file(key, path)
-            keys.append(key)
-        return keys
+        return [key for key, _ in others + closing]
 
     def get_tree(self, prefix: str, folder: Path, last: str | None = None) -> int:
         """Download every object under `prefix/` into `folder`; `last` (a name) comes last, so a
         reader that waits for it sees a complete folder."""
         prefix = prefix.rstrip("/") + "/"
-        keys = sorted(self.list(prefix), key=lambda k: (k == prefix + (last or ""), k))
-        for key in keys:
+        keys = sorted(self.list(prefix))
+        closing = [k for k in keys if last is not None and k == prefix + last]
+        self._each(lambda key: self.download(key, Path(folder) / key[len(prefix):]),
+                   [k for k in keys if k not in closing])
+        for key in closing:
             self.download(key, Path(folder) / key[len(prefix):])
         return len(keys)
 
@@ -305,6 +324,8 @@ class LocalStorage(Storage):
 
 class S3Storage(Storage):
     """Objects in an S3-compatible bucket under an optional key prefix."""
+
+    tree_workers = 8
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
                  region: str | None = None, access_key: str | None = None, secret_key: str | None = None):

@@ -161,3 +161,128 @@ def test_a_quiet_board_shows_a_new_task_at_once_within_the_period(app, make_user
     make_task(theme="Just submitted", status="queued", updated_at=utcnow() + timedelta(seconds=1))
     response = client.get("/", headers={**HTMX, "If-None-Match": idle.headers["ETag"]})
     assert response.status_code == 200 and "Just submitted" in board_of(response)
+
+
+def test_a_poll_within_the_period_runs_no_query_and_a_changed_user_is_refused(app, make_user, make_task,
+                                                                              count_queries, monkeypatch):
+    """The poll's cheap path: no user row, no stamp; yet a password change ends the session at once."""
+    from webapp.models import User
+    from webapp.services import auth
+
+    make_task(status="processing", progress=20.0, submitted_by="user:watcher", started_at=utcnow())
+    client = signed_in_client(app, make_user, "watcher", "viewer")
+    monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 3600.0)
+    first = client.get("/", headers=HTMX)
+    assert first.status_code == 200 and "Yours: 1 running, 0 waiting" in board_of(first)
+    with count_queries() as statements:
+        again = client.get("/", headers={**HTMX, "If-None-Match": first.headers["ETag"]})
+        changed = client.get("/", headers={**HTMX, "If-None-Match": '"something-else"'})
+    assert again.status_code == 304 and statements == []
+    assert changed.status_code == 200 and "Yours: 1 running, 0 waiting" in board_of(changed)
+
+    auth.update_user(db.session.scalar(db.select(User).filter_by(username="watcher")), password="another-one1")
+    refused = client.get("/", headers={**HTMX, "If-None-Match": first.headers["ETag"]})
+    assert refused.status_code == 401 and "HX-Redirect" in refused.headers
+
+
+def test_a_refresh_after_an_event_is_not_served_an_older_build(app, make_user, make_task, monkeypatch):
+    """The board's refresh after the viewer's own submit (X-Aura-Refresh) skips the reuse period."""
+    make_task(status="processing", progress=20.0, started_at=utcnow())
+    client = signed_in_client(app, make_user, "watcher", "operator")
+    monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 3600.0)
+    first = client.get("/", headers=HTMX)
+    make_task(theme="Just submitted", status="queued", submitted_by="user:watcher",
+              updated_at=utcnow() + timedelta(seconds=1))
+    polled = client.get("/", headers={**HTMX, "If-None-Match": first.headers["ETag"]})
+    assert polled.status_code == 304  # a plain poll within the period may get the last build
+    refreshed = client.get("/", headers={**HTMX, "X-Aura-Refresh": "event", "If-None-Match": first.headers["ETag"]})
+    assert refreshed.status_code == 200
+    assert "Just submitted" in board_of(refreshed) and "Yours: 0 running, 1 waiting" in board_of(refreshed)
+
+
+def test_processes_share_one_build_through_redis(app, make_user, make_task, monkeypatch):
+    """A second process (its own cache) takes the first one's build from Redis: same HTML and ETag,
+    no render of its own."""
+    make_task(status="processing", progress=20.0, started_at=utcnow())
+    client = signed_in_client(app, make_user, "watcher", "viewer")
+    first = client.get("/", headers=HTMX)
+    app.extensions["aura_board"] = live.BoardCache()  # as another gunicorn worker would have
+
+    def no_build(*_args, **_kwargs):
+        raise AssertionError("the second process must not build the board again")
+
+    monkeypatch.setattr(live, "_build", no_build)
+    second = client.get("/", headers=HTMX)
+    assert second.status_code == 200 and second.headers["ETag"] == first.headers["ETag"]
+    assert board_of(second) == board_of(first)
+
+
+def test_a_session_ended_by_another_process_is_refused_by_the_next_poll(app, make_user, make_task, monkeypatch):
+    """Another process changes the user (the row and the auth generation, not this process's cache)."""
+    from webapp.models import User
+    from webapp.services import auth
+    from webapp.services.broker import redis_client
+
+    make_task(status="processing", progress=20.0, started_at=utcnow())
+    client = signed_in_client(app, make_user, "watcher", "viewer")
+    monkeypatch.setattr(auth, "SESSION_GENERATION_SECONDS", 0.0)
+    assert client.get("/", headers=HTMX).status_code == 200
+    db.session.execute(update(User).where(User.username == "watcher").values(session_epoch=User.session_epoch + 1))
+    db.session.commit()
+    assert client.get("/", headers=HTMX).status_code == 200  # no bump yet: the cached picture holds
+    redis_client().incr(auth.GENERATION_KEY)
+    refused = client.get("/", headers=HTMX)
+    assert refused.status_code == 401 and "HX-Redirect" in refused.headers
+
+
+def test_within_the_period_another_process_adopts_the_newest_build_instead_of_building(
+        app, make_user, make_task, count_queries, monkeypatch):
+    """However many workers serve the polls, a live board is built once per period: a worker whose
+    own period ran out takes the newest shared build while it is young enough, without a query."""
+    task = make_task(status="processing", progress=10.0, started_at=utcnow())
+    client = signed_in_client(app, make_user, "watcher", "viewer")
+    monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 3600.0)
+    first = client.get("/", headers=HTMX)
+    db.session.execute(update(RenderTask).where(RenderTask.id == task.id)
+                       .values(progress=55.0, updated_at=utcnow() + timedelta(seconds=1)))
+    db.session.commit()
+    app.extensions["aura_board"] = live.BoardCache()  # another worker
+    with count_queries() as statements:
+        second = client.get("/", headers={**HTMX, "If-None-Match": first.headers["ETag"]})
+    assert second.status_code == 304 and not [s for s in statements if "render_tasks" in s]
+    monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 0.0)
+    third = client.get("/", headers={**HTMX, "If-None-Match": first.headers["ETag"]})
+    assert third.status_code == 200 and 'aria-valuenow="55.0"' in board_of(third)
+
+
+def test_the_poll_that_finds_a_change_gets_the_young_last_build_and_the_next_poll_the_new_one(
+        app, make_user, make_task, monkeypatch):
+    """No poll waits for a build while the last one is young: it is made beside that poll."""
+    import threading
+    import time
+
+    task = make_task(status="processing", progress=10.0, started_at=utcnow())
+    client = signed_in_client(app, make_user, "watcher", "viewer")
+    monkeypatch.setattr(live, "MIN_REBUILD_SECONDS", 0.5)
+    first = client.get("/", headers=HTMX)
+    builders: list[threading.Thread] = []
+    original = live._build
+
+    def recording_build(*args, **kwargs):
+        builders.append(threading.current_thread())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(live, "_build", recording_build)
+    db.session.execute(update(RenderTask).where(RenderTask.id == task.id)
+                       .values(progress=88.0, updated_at=utcnow() + timedelta(seconds=1)))
+    db.session.commit()
+    time.sleep(0.6)  # the period ran out, the last build is still young (< 2 periods)
+    finder = client.get("/", headers={**HTMX, "If-None-Match": first.headers["ETag"]})
+    assert finder.status_code == 304
+    deadline = time.monotonic() + 10
+    while not builders and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert builders and builders[0] is not threading.current_thread()
+    builders[0].join(timeout=10)
+    after = client.get("/", headers={**HTMX, "If-None-Match": first.headers["ETag"]})
+    assert after.status_code == 200 and 'aria-valuenow="88.0"' in board_of(after)

@@ -3,6 +3,7 @@ PostgreSQL, and nothing of it is stored."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -69,6 +70,21 @@ def test_a_lone_surrogate_in_any_string_is_a_400(api, field):
     assert response.status_code == 400, response.get_data(as_text=True)
     assert "body" in response.get_json()["fields"]
     assert no_tasks()
+
+
+def test_a_lone_surrogate_deep_in_a_batch_is_a_400_and_escapes_that_are_text_pass(api):
+    briefs = [json.dumps(small_brief())] * 300
+    lone = briefs[:299] + ['{"theme_id": "a", "keywords_id": ["k\\uDBFF"], "target_duration_id": 5}']
+    response = api("POST", "/tasks/video/batch", **raw_json('{"briefs": [' + ", ".join(lone) + "]}"))
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert "body" in response.get_json()["fields"]
+    assert no_tasks()
+    # A surrogate pair is one character, and an escaped backslash before "ud800" is plain text.
+    text = '{"theme_id": "\\ud83c\\udfac \\\\ud800", "keywords_id": ["k"], "target_duration_id": 5}'
+    response = api("POST", "/tasks/video/async", **raw_json(text))
+    assert response.status_code == 202, response.get_data(as_text=True)
+    status = api("GET", f"/tasks/status/{response.get_json()['task_id']}").get_json()
+    assert status["request"]["theme_id"] == "\U0001f3ac \\ud800"
 
 
 def test_a_lone_surrogate_in_fleet_bodies_is_a_400(api):

@@ -50,7 +50,10 @@ def viewer_token(make_token) -> str:
     return make_token("viewer")
 
 
-def test_a_rare_term_is_found_anywhere_in_history_in_one_pass(client, viewer_token, make_task):
+@pytest.mark.parametrize("probe_rows", [2000, 3])  # 3: read from the index, not the probe
+def test_a_rare_term_is_found_anywhere_in_history_in_one_pass(client, viewer_token, make_task, monkeypatch,
+                                                              probe_rows):
+    monkeypatch.setattr(search, "PROBE_ROWS", probe_rows)
     base = utcnow() - timedelta(days=400)
     wanted = []
     for i in range(60):
@@ -61,6 +64,9 @@ def test_a_rare_term_is_found_anywhere_in_history_in_one_pass(client, viewer_tok
     first = history(client, viewer_token, "q=城市夜景&limit=20")
     assert [t["task_id"] for t in first["tasks"]] == list(reversed(wanted))
     assert first["next_cursor"] is None
+    # With a filter on several states too (one page per state, merged).
+    both = history(client, viewer_token, "q=城市夜景&status=queued,failed&limit=2")
+    assert [t["task_id"] for t in both["tasks"]] == list(reversed(wanted))[:2] and both["next_cursor"]
     # Case-insensitive for ASCII, and in the middle of a word.
     assert len(history(client, viewer_token, "q=LAUNCH")["tasks"]) == 3
     assert len(history(client, viewer_token, "q=aunc")["tasks"]) == 3
@@ -107,21 +113,26 @@ def test_rows_written_by_sql_updated_and_deleted_stay_in_step(client, viewer_tok
         ["video_1700000000_rawsql01"]
 
 
-def test_a_common_term_pages_newest_first_through_every_match(client, viewer_token, make_task, monkeypatch):
-    # Fewer "rare" matches than the rows: the page walks the newest-first index instead.
-    monkeypatch.setattr(search, "RARE_MATCHES", 5)
+@pytest.mark.parametrize(("probe_rows", "index_matches"), [
+    (2000, 5000),  # the probe fills every page
+    (3, 5000),  # the probe meets too few: the matches are read from the index
+    (3, 5),  # too few in the probe, too many for the index: the whole walk
+])
+@pytest.mark.parametrize("term", ["holiday", "假日"])
+def test_a_common_term_pages_newest_first_through_every_match(client, viewer_token, make_task, monkeypatch,
+                                                              probe_rows, index_matches, term):
+    monkeypatch.setattr(search, "PROBE_ROWS", probe_rows)
+    monkeypatch.setattr(search, "INDEX_MATCHES", index_matches)
     base = utcnow() - timedelta(days=30)
     wanted = []
     for i in range(40):
-        theme = f"Holiday sale {i}" if i % 3 else f"其他 {i}"
+        theme = f"Holiday sale 假日 {i}" if i % 3 else f"其他 {i}"
         task = make_task(request=small_brief(theme_id=theme), theme=theme, created_at=base + timedelta(hours=i))
         if i % 3:
             wanted.append(task.id)
-    found, pages = all_pages(client, viewer_token, "q=holiday&limit=7")
+    found, pages = all_pages(client, viewer_token, f"q={term}&limit=7")
     assert found == list(reversed(wanted))
     assert pages == 4  # 26 matches in pages of 7, the last one without a cursor
-    monkeypatch.setattr(search, "RARE_MATCHES", 5000)
-    assert all_pages(client, viewer_token, "q=holiday&limit=7") == (found, pages)
 
 
 def test_two_character_chinese_terms_are_found(client, viewer_token, make_task):
@@ -144,3 +155,20 @@ def test_history_page_says_no_match_without_an_older_tasks_button(client, make_u
         make_task(created_at=utcnow() - timedelta(hours=i))
     body = client.get("/history?q=没有这个主题").get_data(as_text=True)
     assert "No task matches these filters." in body and "Older tasks" not in body
+
+
+def test_short_terms_are_read_from_the_index_when_rare(client, viewer_token, monkeypatch):
+    # A probe of one row never fills a page: every answer below comes from the short-term index.
+    monkeypatch.setattr(search, "PROBE_ROWS", 1)
+    now = utcnow()
+    for i in range(12):  # fixed ids: a random one could hold the two-letter terms below
+        insert_raw(f"video_1700000100_filler{i:02d}", f"主题 {i}", "a description", [], now - timedelta(hours=i))
+    insert_raw("video_1700000000_rawsqlqz", "Batch import", "from an archive", ["旧档"], now - timedelta(days=700))
+    insert_raw("video_1700000001_rawsql02", "其他 import", "夜景 at night", [], now - timedelta(days=600))
+    by_id_tail = history(client, viewer_token, "q=QZ")  # the last two characters of the indexed text
+    assert [t["task_id"] for t in by_id_tail["tasks"]] == ["video_1700000000_rawsqlqz"]
+    assert [t["task_id"] for t in history(client, viewer_token, "q=旧档")["tasks"]] == ["video_1700000000_rawsqlqz"]
+    assert [t["task_id"] for t in history(client, viewer_token, "q=夜")["tasks"]] == ["video_1700000001_rawsql02"]
+    for term in ("qy", "无此", "ж"):
+        page = history(client, viewer_token, f"q={term}")
+        assert page["tasks"] == [] and page["next_cursor"] is None, term

@@ -94,6 +94,20 @@ def test_trees_round_trip_with_the_closing_file_last(storage, tmp_path):
     assert (dest / "sub" / "two.png").read_bytes() == b"2" and (dest / "manifest.json").is_file()
 
 
+def test_a_tree_of_many_files_goes_up_whole_before_its_closing_file(storage, tmp_path):
+    src = tmp_path / "many"
+    src.mkdir()
+    for n in range(24):
+        (src / f"scene{n:02d}.png").write_bytes(bytes([n]) * (n + 1))
+    (src / "manifest.json").write_text("{}")
+    keys = storage.put_tree("work/t4/visuals-k", src, last="manifest.json")
+    assert keys[-1] == "work/t4/visuals-k/manifest.json" and len(keys) == 25
+    assert sorted(storage.list("work/t4/")) == sorted(keys)
+    dest = tmp_path / "back"
+    assert storage.get_tree("work/t4/visuals-k", dest, last="manifest.json") == 25
+    assert all((dest / f"scene{n:02d}.png").read_bytes() == bytes([n]) * (n + 1) for n in range(24))
+
+
 def test_large_file_goes_up_in_parts_and_comes_down_streamed(storage, tmp_path):
     big = tmp_path / "big.bin"
     block = os.urandom(1024 * 1024)

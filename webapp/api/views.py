@@ -20,7 +20,7 @@ from webapp.services import queues as queue_service
 from webapp.services import tasks as task_service
 from webapp.services import variants as variant_service
 from webapp.services import webhooks
-from webapp.services.validation import BriefError, has_surrogates, validate_brief
+from webapp.services.validation import BriefError, json_has_surrogates, validate_brief
 
 bp = Blueprint("api", __name__, url_prefix="/tasks")
 #: Retry-After of a submission refused for too many active tasks.
@@ -77,7 +77,7 @@ def read_json_body(limit: int | None = None) -> object:
     except ValueError:  # e.g. an integer of more than 4300 digits
         raise BriefError({"body": _("A number in the JSON is too large.")},
                          _("The body is not valid JSON.")) from None
-    if has_surrogates(body):
+    if json_has_surrogates(raw, body):
         raise BriefError({"body": _("The JSON holds a lone surrogate (\\ud800-\\udfff), which is not text.")},
                          _("The body is not valid JSON.")) from None
     return body

@@ -20,12 +20,12 @@ from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from webapp.access import role_required
+from webapp.access import cached_user_for_polls, role_required
 from webapp.catalog import PRIORITIES, QUALITIES, QUEUES, Role, TaskStatus
 from webapp.dashboard import live
 from webapp.dashboard.forms import CUSTOM, RESOLUTION_PRESETS, BriefForm, LoginForm, PasswordForm, TokenForm
 from webapp.extensions import db, htmx
-from webapp.limits import SubmissionRefused, check_submission, login_limits
+from webapp.limits import SubmissionRefused, check_submission, limiter, login_limits
 from webapp.messages import STAGE_LABELS, stage_line_lookup
 from webapp.services import auth as auth_service
 from webapp.services import dashboard as board
@@ -143,14 +143,23 @@ def render_index(form: BriefForm | None, status: int = 200):
     return page, status
 
 
+@limiter.request_filter
+def board_polls_are_not_counted() -> bool:
+    """The dashboard's GETs (the live board's polls) carry no rate limit: skip the limiter's lookup."""
+    return request.method == "GET" and request.endpoint == "dashboard.index"
+
+
 @bp.route("/", methods=["GET", "POST"])
+@cached_user_for_polls
 @login_required
 def index():
     """The dashboard: submit form (operators) and the live board; htmx polls get the board only."""
     if request.method == "POST":
         return submit_brief()
     if is_fragment_request():
-        return board_response(live.live_board(principal()))
+        # A refresh after an event (the viewer's own submit) must not get a board from before it.
+        fresh = request.headers.get("X-Aura-Refresh") == "event"
+        return board_response(live.live_board(principal(), fresh=fresh))
     form = None
     if current_user.can(Role.OPERATOR):
         source = task_service.get_task(request.args.get("from", ""))

@@ -24,6 +24,9 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 # a generation counter in Redis, which each use reads: a change applies to the next request everywhere.
 CACHE_SECONDS = 5.0
 GENERATION_KEY = "aura:auth:generation"
+#: Polled fragments (session_viewer) read the generation at most this often per process: a change of a
+#: user made in another process ends their session there within this time (in this one at once).
+SESSION_GENERATION_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -115,9 +118,14 @@ def _lookup(digest: str) -> TokenInfo | None:
 
 
 def forget_cached_tokens() -> None:
-    """Drop the per-process token cache (after a revocation in this process)."""
+    """Drop the per-process token and session caches (after a change in this process)."""
+    from flask import has_app_context
+
     with _cache_lock:
         _cache.clear()
+        _recent_generation.clear()
+        if has_app_context():
+            _viewers().clear()
 
 
 def revoke_token(token: ApiToken) -> None:
@@ -158,15 +166,94 @@ def update_user(user: User, *, password: str | None = None, role: Role | str | N
     return changed
 
 
+def _parse_session_id(session_id: str) -> tuple[int, int] | None:
+    user_id, _sep, epoch = str(session_id).partition(".")
+    if not user_id.isascii() or not user_id.isdigit() or not (epoch or "0").isascii() \
+            or not (epoch or "0").isdigit():
+        return None
+    return int(user_id), int(epoch or "0")
+
+
 def session_user(session_id: str) -> User | None:
     """The user of a session id (`<id>.<epoch>`), or None when it is unknown or the epoch is old."""
-    user_id, _sep, epoch = str(session_id).partition(".")
-    if not user_id.isascii() or not user_id.isdigit() or not (epoch or "0").isdigit():
+    parsed = _parse_session_id(session_id)
+    if parsed is None:
         return None
-    user = db.session.get(User, int(user_id))
-    if user is None or (user.session_epoch or 0) != int(epoch or "0"):
+    user = db.session.get(User, parsed[0])
+    if user is None or (user.session_epoch or 0) != parsed[1]:
         return None
     return user
+
+
+@dataclass(frozen=True)
+class SessionViewer:
+    """A read-only picture of a session's user, enough for Flask-Login and role checks.
+
+    Polled fragments (the live board) use it instead of loading the user row on every poll."""
+
+    id: int
+    username: str
+    role: str
+    locale: str | None
+    session_epoch: int
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return f"{self.id}.{self.session_epoch}"
+
+    @property
+    def role_enum(self) -> Role:
+        return Role(self.role)
+
+    def can(self, needed: Role) -> bool:
+        return self.role_enum.allows(needed)
+
+
+def _viewers() -> dict[str, tuple[float, bytes, SessionViewer | None]]:
+    """The app's cache of session pictures (per app: user ids are only unique within its database)."""
+    from flask import current_app
+
+    return current_app.extensions.setdefault("aura_session_viewers", {})
+
+
+_recent_generation: list[tuple[float, bytes | None]] = []
+
+
+def _generation_within(seconds: float) -> bytes | None:
+    """The auth generation as read at most `seconds` ago in this process."""
+    now_mono = time.monotonic()
+    if _recent_generation and now_mono - _recent_generation[0][0] < seconds:
+        return _recent_generation[0][1]
+    generation = _generation()
+    _recent_generation[:] = [(now_mono, generation)]
+    return generation
+
+
+def session_viewer(session_id: str) -> SessionViewer | None:
+    """`session_user` as a read-only picture, cached per process like tokens: any change of a user
+    bumps the auth generation in Redis, read at most every SESSION_GENERATION_SECONDS, so an ended
+    session is refused on its next request in this process and within that time in the others.
+    Without Redis every call reads the row."""
+    generation = _generation_within(SESSION_GENERATION_SECONDS)
+    now_mono = time.monotonic()
+    key = str(session_id)
+    viewers = _viewers()
+    with _cache_lock:
+        hit = viewers.get(key)
+    if hit and generation is not None and hit[1] == generation and now_mono - hit[0] < CACHE_SECONDS:
+        return hit[2]
+    user = session_user(key)
+    viewer = None if user is None else SessionViewer(user.id, user.username, user.role, user.locale,
+                                                      user.session_epoch or 0)
+    if generation is not None:
+        with _cache_lock:
+            if len(viewers) > 10000:
+                viewers.clear()
+            viewers[key] = (now_mono, generation, viewer)
+    return viewer
 
 
 _DUMMY_HASH: list[str] = []

@@ -4,8 +4,10 @@ pipeline; followed as one unit."""
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,8 +86,9 @@ def check(body: Any) -> Checked:
 def within_caps(checked: Checked, role: str) -> None:
     """Briefs over the role's resolution or duration cap become errors by index, like invalid ones."""
     kept = []
+    caps = limits.role_caps(role)
     for index, brief in checked.valid:
-        fields = limits.over_role_caps(brief, role)
+        fields = limits.over_role_caps(brief, role, caps)
         if fields:
             checked.errors.append({"index": index, "message": _("The brief is over your role's limits."),
                                    "fields": fields})
@@ -112,46 +115,52 @@ def submit(checked: Checked, *, submitted_by: str | None, idempotency_key: str |
                          errors=checked.errors)
     if not checked.valid:
         raise BatchError(_("No brief of the batch is valid; nothing was created."), errors=checked.errors)
-    fingerprint = request_fingerprint({"mode": checked.mode, "briefs": [b for _i, b in checked.valid],
-                                       "invalid": [e["index"] for e in checked.errors]})
+    # The fingerprint and the answer are kept only to replay a retry with the same key.
+    fingerprint = None
     if idempotency_key:
+        fingerprint = request_fingerprint({"mode": checked.mode, "briefs": [b for _i, b in checked.valid],
+                                           "invalid": [e["index"] for e in checked.errors]})
         replay = _replay(idempotency_key, fingerprint)
         if replay is not None:
             return replay, False
     now = utcnow()
     batch_id = "batch_" + secrets.token_hex(8)
     max_attempts = current_app.config["TASK_MAX_RETRIES"] + 1
+    queued, message = TaskStatus.QUEUED.value, f"Submitted by {submitted_by or 'unknown'} in {batch_id}"
     tasks, events, items, answer = [], [], [], []
     estimates: dict[tuple[str, str, int], int] = {}
+    event_data: dict[str, dict[str, str]] = {}
     ids = new_task_ids(len(checked.valid))
     for (index, brief), task_id in zip(checked.valid, ids, strict=True):
-        config = brief["config"]
+        config, priority = brief["config"], brief["priority"]
         shape = (config["resolution"], config["quality"], brief["target_duration_id"])
         estimate = estimates.get(shape)
         if estimate is None:
             estimate = estimates[shape] = estimate_duration(*shape)
+        data = event_data.get(priority)
+        if data is None:
+            data = event_data[priority] = {"priority": priority, "batch_id": batch_id}
         tasks.append(dict(
-            id=task_id, status=TaskStatus.QUEUED.value, priority=brief["priority"], queue=VIDEO_QUEUE,
+            id=task_id, status=queued, priority=priority, queue=VIDEO_QUEUE,
             theme=brief["theme_id"], description=brief["user_description_id"], resolution=config["resolution"],
             quality=config["quality"], target_duration=brief["target_duration_id"], request=brief,
             progress=0.0, message="Waiting for a worker", attempt=0, max_attempts=max_attempts,
             cancel_requested=False, created_at=now, updated_at=now, dispatched_at=now,
             estimated_duration=estimate, idempotency_key=None, request_hash=None,
             parent_id=None, submitted_by=submitted_by))
-        events.append(dict(task_id=task_id, kind="created", status=TaskStatus.QUEUED.value, at=now,
-                           message=f"Submitted by {submitted_by or 'unknown'} in {batch_id}",
-                           data={"priority": brief["priority"], "batch_id": batch_id}))
+        events.append(dict(task_id=task_id, kind="created", status=queued, at=now, message=message, data=data))
         items.append(dict(batch_id=batch_id, position=index, task_id=task_id))
-        answer.append({"index": index, "task_id": task_id, "status": TaskStatus.QUEUED.value,
-                       "priority": brief["priority"], "estimated_duration": estimate})
+        answer.append({"index": index, "task_id": task_id, "status": queued,
+                       "priority": priority, "estimated_duration": estimate})
     body = {"batch_id": batch_id, "mode": checked.mode, "count": len(answer), "tasks": answer,
             "errors": checked.errors, "timestamp": api_timestamp()}
     # Bind values are converted before the write lock is taken: the lock covers only the writes.
-    statements = [_prepared(TaskBatch.__table__, [dict(
+    statements = _inserts(TaskBatch.__table__, [dict(
         id=batch_id, mode=checked.mode, size=len(answer), submitted_by=submitted_by,
-        idempotency_key=idempotency_key, request_hash=fingerprint, response=body, created_at=now)])]
-    statements += [_prepared(RenderTask.__table__, tasks), _prepared(TaskEvent.__table__, events),
-                   _prepared(BatchItem.__table__, items)]
+        idempotency_key=idempotency_key, request_hash=fingerprint,
+        response=body if idempotency_key else None, created_at=now)])
+    for table, rows in ((RenderTask.__table__, tasks), (TaskEvent.__table__, events), (BatchItem.__table__, items)):
+        statements += _inserts(table, rows)
     try:
         with write_lock():
             connection = db.session.connection()
@@ -179,19 +188,60 @@ def submit(checked: Checked, *, submitted_by: str | None, idempotency_key: str |
     return body, True
 
 
-def _prepared(table: Any, rows: list[dict[str, Any]]) -> tuple[str, list[tuple]]:
-    """An INSERT for the driver's executemany, with every value already converted by its column
-    type (datetimes, JSON, booleans) for this database."""
+def _max_params() -> int:
+    """Bind parameters one statement may carry on this database (SQLite's default limit; PostgreSQL
+    allows 65,535)."""
+    if db.engine.dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 32, 0):
+        return 999
+    return 32766
+
+
+def _chunk_sizes(count: int, largest: int) -> list[int]:
+    """Rows per statement: as many `largest` as fit, then the rest as powers of two, so a process
+    compiles (and its drivers cache) a dozen statement shapes, not one per batch size."""
+    sizes = [largest] * (count // largest)
+    rest, power = count % largest, 1 << (largest.bit_length() - 1)
+    while rest:
+        if power <= rest:
+            sizes.append(power)
+            rest -= power
+        power >>= 1
+    return sizes
+
+
+def _inserts(table: Any, rows: list[dict[str, Any]]) -> list[tuple[str, tuple]]:
+    """Multi-row INSERTs of `rows` (all with the same columns), every value already converted by its
+    column type (datetimes, JSON, booleans) for this database, each distinct object once.
+
+    A few statements, not one execution per row: on SQLite the render_tasks trigger feeds an FTS5
+    index, which flushes its pending terms to disk at the end of every statement, so executemany
+    wrote (and merged) one index segment per task."""
     dialect = db.engine.dialect
-    columns = list(rows[0])
-    processors = [table.c[name].type.bind_processor(dialect) for name in columns]
+    quote = dialect.identifier_preparer.quote
+    names = list(rows[0])
+    columns = []
+    for name in names:
+        values = [row[name] for row in rows]
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            # Rows share objects (the batch's timestamp, one event payload per priority).
+            done: dict[int, Any] = {}
+            for i, value in enumerate(values):
+                key = id(value)
+                if key not in done:
+                    done[key] = process(value)
+                values[i] = done[key]
+        columns.append(values)
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    sql = (f"INSERT INTO {dialect.identifier_preparer.quote(table.name)} "
-           f"({', '.join(dialect.identifier_preparer.quote(c) for c in columns)}) "
-           f"VALUES ({', '.join([mark] * len(columns))})")
-    params = [tuple(value if proc is None else proc(value)
-                    for proc, value in zip(processors, (row[c] for c in columns), strict=True)) for row in rows]
-    return sql, params
+    one_row = f"({', '.join([mark] * len(names))})"
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES "
+    statements, start = [], 0
+    for size in _chunk_sizes(len(rows), max(1, min(MAX_BRIEFS, _max_params() // len(names)))):
+        chunk = [column[start:start + size] for column in columns]
+        statements.append((head + ", ".join([one_row] * size),
+                           tuple(itertools.chain.from_iterable(zip(*chunk, strict=True)))))
+        start += size
+    return statements
 
 
 def _replay(key: str, fingerprint: str) -> dict | None:

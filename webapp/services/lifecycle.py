@@ -7,7 +7,6 @@ visible outcome: only the holder of the lease can move a claimed task on.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from webapp.dblock import write_lock
 from webapp.extensions import db
 from webapp.models import RenderTask, TaskEvent
 from webapp.services import notify
+from webapp.services.heartbeat import Heartbeat
 from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -91,39 +91,15 @@ def claim(task_id: str, attempt: int, owner: str) -> Claim | str:
     return outcome
 
 
-class LeaseKeeper:
-    """Renews a claim's lease and watches the cancel flag, in a background thread.
-
-    `cancelled()` turns True when an operator cancels the task or the lease is lost (another
-    worker may then own the task, so this one must stop and write nothing).
-    """
+class LeaseKeeper(Heartbeat):
+    """Renews a task claim's lease, writes its progress and watches the cancel flag."""
 
     def __init__(self, claim: Claim, poll_seconds: float = 0.5):
+        super().__init__(f"lease-{claim.task_id}", poll_seconds)
         self.claim = claim
-        self.lease_seconds = current_app.config["LEASE_SECONDS"]
-        self.engine = db.engine
-        self.db_uri = current_app.config["SQLALCHEMY_DATABASE_URI"]
-        self.poll_seconds = poll_seconds
-        self.cancel_requested = False
-        self.lease_lost = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{claim.task_id}", daemon=True)
-        self._last_renew = time.monotonic()
         self._pending_progress: dict[str, Any] | None = None
         self._last_progress_write = 0.0
         self._last_stage: str | None = None
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def cancelled(self) -> bool:
-        return self.cancel_requested or self.lease_lost
 
     def report(self, progress: float, message: str, stage: str | None = None, force: bool = False) -> None:
         """Queue a progress update; written at most every PROGRESS_MIN_INTERVAL seconds."""
@@ -143,15 +119,13 @@ class LeaseKeeper:
         self._last_progress_write = time.monotonic()
         now = utcnow()
         values["updated_at"] = now
-        if time.monotonic() - self._last_renew > self.lease_seconds / 3:
+        if self.renewal_due():
             values["lease_expires_at"] = now + timedelta(seconds=self.lease_seconds)
             self._last_renew = time.monotonic()
         stage_changed = values.get("stage") not in (None, self._last_stage)
         with write_lock(self.db_uri), self.engine.begin() as conn:
             done = conn.execute(
-                update(RenderTask)
-                .where(RenderTask.id == self.claim.task_id, RenderTask.lease_owner == self.claim.owner,
-                       RenderTask.status == TaskStatus.PROCESSING.value)
+                update(RenderTask).where(*_holder(self.claim))
                 .values(**values)
             ).rowcount
             if done and stage_changed:
@@ -159,14 +133,7 @@ class LeaseKeeper:
                 notify.task_changed(conn, self.claim.task_id, "task.progress")
         notify.after_commit()
         if not done:
-            self.lease_lost = True
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            try:
-                self._tick()
-            except Exception:  # a database hiccup must not kill the heartbeat
-                log.exception("lease heartbeat failed for %s", self.claim.task_id)
+            self.lost = True
 
     def _tick(self) -> None:
         if self._pending_progress and time.monotonic() - self._last_progress_write >= PROGRESS_MIN_INTERVAL:
@@ -177,22 +144,20 @@ class LeaseKeeper:
                 .where(RenderTask.id == self.claim.task_id)
             ).first()
         if row is None or row.lease_owner != self.claim.owner or row.status != TaskStatus.PROCESSING.value:
-            self.lease_lost = True
+            self.lost = True
             return
         if row.cancel_requested:
             self.cancel_requested = True
-        if time.monotonic() - self._last_renew > self.lease_seconds / 3:
+        if self.renewal_due():
             now = utcnow()
             with write_lock(self.db_uri), self.engine.begin() as conn:
                 renewed = conn.execute(
-                    update(RenderTask)
-                    .where(RenderTask.id == self.claim.task_id, RenderTask.lease_owner == self.claim.owner,
-                           RenderTask.status == TaskStatus.PROCESSING.value)
+                    update(RenderTask).where(*_holder(self.claim))
                     .values(lease_expires_at=now + timedelta(seconds=self.lease_seconds))
                 ).rowcount
             self._last_renew = time.monotonic()
             if not renewed:
-                self.lease_lost = True
+                self.lost = True
 
 
 def record_event(task_id: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:

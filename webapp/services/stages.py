@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +25,7 @@ from webapp.dblock import write_lock
 from webapp.extensions import db
 from webapp.models import RenderStage, RenderTask
 from webapp.services import dispatch, lifecycle, metrics, notify
+from webapp.services.heartbeat import Heartbeat
 from webapp.storage import forget_task_files
 from webapp.timeutil import utcnow
 
@@ -251,49 +251,22 @@ def overall_progress(conn: Any, task_id: str, attempt: int) -> float:
     return min(0.999, STAGE_WEIGHTS["storyboard"] + float(total))
 
 
-class StageKeeper:
+class StageKeeper(Heartbeat):
     """Renews a stage's lease, writes its progress (and the task's, from every stage row) and
-    watches the task's cancel flag, in a background thread.
+    watches the task's cancel flag.
 
     `cancelled()` turns True within about half a second when the task is cancelled, another
     attempt took over, or this stage's lease was lost."""
 
     def __init__(self, sc: StageClaim, poll_seconds: float = 0.5):
+        super().__init__(f"stage-{sc.task_id}-{sc.stage_id}", poll_seconds)
         self.sc = sc
-        self.engine = db.engine
-        self.db_uri = current_app.config["SQLALCHEMY_DATABASE_URI"]
-        self.lease_seconds = current_app.config["LEASE_SECONDS"]
-        self.poll_seconds = poll_seconds
-        self.cancel_requested = False
-        self.lost = False
         self._pending: tuple[float, str] | None = None
         self._last_write = 0.0
-        self._last_renew = time.monotonic()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"stage-{sc.task_id}-{sc.stage_id}", daemon=True)
-
-    def __enter__(self) -> StageKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def cancelled(self) -> bool:
-        return self.cancel_requested or self.lost
 
     def progress(self, fraction: float, message: str) -> None:
         with self._lock:
             self._pending = (max(0.0, min(1.0, fraction)), message)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            try:
-                self._tick()
-            except Exception:  # a database hiccup must not kill the heartbeat
-                log.exception("stage heartbeat failed for %s %s", self.sc.task_id, self.sc.stage_id)
 
     def _tick(self) -> None:
         sc = self.sc
@@ -308,7 +281,7 @@ class StageKeeper:
             return
         with self._lock:
             pending, self._pending = self._pending, None
-        renew = time.monotonic() - self._last_renew > self.lease_seconds / 3
+        renew = self.renewal_due()
         write = pending is not None and time.monotonic() - self._last_write >= PROGRESS_MIN_INTERVAL
         if pending is not None and not write:
             with self._lock:

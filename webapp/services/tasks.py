@@ -10,6 +10,7 @@ import secrets
 import string
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -369,7 +370,7 @@ def decode_cursor(text: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
         created, task_id = raw.split("|", 1)
-        if task_id and not TASK_ID_CHARS.fullmatch(task_id):  # "" marks a text-search window
+        if task_id and not TASK_ID_CHARS.fullmatch(task_id):  # "" was a text-search window (older cursors)
             raise ValueError("bad task id")
         return datetime.fromisoformat(created), task_id
     except Exception as exc:  # any malformed cursor is the client's error
@@ -387,18 +388,6 @@ def history(query: HistoryQuery) -> tuple[list[RenderTask], str | None]:
         conditions.append(RenderTask.created_at >= query.since)
     if query.until:
         conditions.append(RenderTask.created_at < query.until)
-    window_start = None
-    found = search.TextFilter()
-    if query.text:
-        exact = get_task(query.text) if query.text.startswith("video_") else None
-        if exact is not None:
-            return [exact], None
-        found = search.text_filter(query.text, query.cursor[0] if query.cursor else None,
-                                   query.since, query.until)
-        if found.empty:
-            return [], None
-        conditions.append(found.condition)
-        window_start = found.window_start
     if query.cursor:
         created, task_id = query.cursor
         # The plain bound lets the database range-scan the created_at index; with the OR alone
@@ -406,6 +395,26 @@ def history(query: HistoryQuery) -> tuple[list[RenderTask], str | None]:
         conditions.append(RenderTask.created_at <= created)
         conditions.append(or_(RenderTask.created_at < created,
                               and_(RenderTask.created_at == created, RenderTask.id < task_id)))
+
+    def run_page(extra: Sequence[Any] = (), plan: str = "") -> list[RenderTask]:
+        stmt = _history_page(query, [*conditions, *extra])
+        with search.planned(plan):
+            return list(db.session.scalars(stmt))
+
+    if query.text:
+        exact = get_task(query.text) if query.text.startswith("video_") else None
+        if exact is not None:
+            return [exact], None
+        rows = search.text_page(query.text, run_page, query.limit, query.cursor[0] if query.cursor else None,
+                                query.since, query.until)
+    else:
+        rows = run_page()
+    next_cursor = encode_cursor(rows[query.limit - 1]) if len(rows) > query.limit else None
+    return rows[: query.limit], next_cursor
+
+
+def _history_page(query: HistoryQuery, conditions: list[Any]) -> Any:
+    """The statement of one history page (limit + 1 rows, newest first)."""
     newest_first = (RenderTask.created_at.desc(), RenderTask.id.desc())
     if len(query.statuses) > 1:
         # One index-backed page per state, then merged: `status IN (a, b)` made SQLite sort every
@@ -417,16 +426,7 @@ def history(query: HistoryQuery) -> tuple[list[RenderTask], str | None]:
         stmt = select(RenderTask).where(*conditions)
         if query.statuses:
             stmt = stmt.where(RenderTask.status == query.statuses[0])
-    stmt = stmt.order_by(*newest_first).limit(query.limit + 1)
-    with search.newest_first_walk(found):
-        rows = list(db.session.scalars(stmt))
-    if len(rows) > query.limit:
-        next_cursor = encode_cursor(rows[query.limit - 1])
-    elif window_start is not None:
-        next_cursor = _raw_cursor(window_start, "")  # a short term: older windows remain
-    else:
-        next_cursor = None
-    return rows[: query.limit], next_cursor
+    return stmt.order_by(*newest_first).limit(query.limit + 1)
 
 
 def active_tasks(limit: int = 50) -> list[RenderTask]:

@@ -194,6 +194,10 @@
     var etag = event.detail.elt && event.detail.elt.dataset && event.detail.elt.dataset.etag;
     if (etag && event.detail.verb === "get") {
       event.detail.headers["If-None-Match"] = '"' + etag + '"';
+      /* A refresh that an event asked for (a submit) must see it: the server skips its short reuse
+         of the last build for these. */
+      var cause = event.detail.triggeringEvent && event.detail.triggeringEvent.type;
+      if (cause === "aura:refresh") { event.detail.headers["X-Aura-Refresh"] = "event"; }
     }
   });
   document.addEventListener("htmx:beforeSwap", function (event) {

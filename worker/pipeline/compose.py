@@ -123,12 +123,12 @@ def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> t
             continue
         count, offset = p1 - p0, p0 - scene["start_frame"]
         art = manifest["scenes"][i]
-        bg = len(inputs) // 2
+        bg = inputs.count("-i")
         label = f"s{i}"
         layers = art["layers"]
         if art.get("clip"):  # a scene from the user's clip (worker/pipeline/material.py)
-            inputs += ["-i", str(visuals_dir / art["clip"])]
-            parts.append(own_material.clip_chain(bg, offset, count, fps, label))
+            inputs += [*own_material.CLIP_INPUT, "-i", str(visuals_dir / art["clip"])]
+            parts.append(own_material.clip_chain(bg, offset, count, board, label))
         else:
             inputs += ["-i", str(visuals_dir / art["bg"])]
             # Piece frames where a layer slides in, and the last frame, which `fps` repeats up to.
@@ -141,7 +141,7 @@ def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> t
             )
         current = f"{label}b0"
         for k, layer in enumerate(layers):
-            src = len(inputs) // 2
+            src = inputs.count("-i")
             inputs += ["-i", str(visuals_dir / layer["png"])]
             chain = f"[{src}:v]format=yuva420p,loop=loop={count - 1}:size=1:start=0,settb=expr=1/{fps},setpts=N,fps={fps}"
             start = layer["start"] - offset  # frames from the start of this piece

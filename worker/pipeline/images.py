@@ -157,10 +157,13 @@ def render_visuals(board: dict, work_dir: Path, progress, cancelled) -> dict:
             if cancelled():
                 raise Cancelled("visuals cancelled")
             progress(i / count, f"Painting scene {i + 1}/{count}")
-            background = own_material.scene_background(scene, bg_size, assets_dir)
-            if background is None:
-                background = render_background(scene, bg_size)
-            background.save(tmp / f"scene{i:02d}-bg.png", compress_level=1)
+            # A scene from a clip plays the clip (compose); the others zoom a still background.
+            clip = own_material.scene_clip(scene, board, i, tmp, assets_dir, cancelled)
+            if not clip:
+                background = own_material.scene_background(scene, bg_size, assets_dir)
+                if background is None:
+                    background = render_background(scene, bg_size)
+                background.save(tmp / f"scene{i:02d}-bg.png", compress_level=1)
             layers = []
             text_layers = own_material.scene_layers(scene, board, _text_layers(scene, board), assets_dir)
             for k, (img, x, y, start, slide) in enumerate(text_layers):
@@ -168,10 +171,8 @@ def render_visuals(board: dict, work_dir: Path, progress, cancelled) -> dict:
                 img.save(tmp / name, compress_level=1)
                 layers.append({"png": name, "x": x, "y": y, "w": img.width, "h": img.height,
                                "start": start, "slide": slide})
-            entry = {"bg": f"scene{i:02d}-bg.png", "layers": layers}
-            clip = own_material.scene_clip(scene, board, i, tmp, assets_dir, cancelled)
-            if clip:
-                entry["clip"] = clip  # compose plays it instead of zooming the still
+            entry = {"clip": clip} if clip else {"bg": f"scene{i:02d}-bg.png"}
+            entry["layers"] = layers
             scenes.append(entry)
         manifest = {"dir": str(final), "bg_size": list(bg_size), "scenes": scenes}
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -9,7 +9,9 @@ image (or a frame of a clip), and `scene_layers` to drop or restyle the caption 
 from __future__ import annotations
 
 import math
+import os
 import re
+import shutil
 from pathlib import Path
 
 from .errors import PipelineError
@@ -270,33 +272,36 @@ CLIP_EXTENSIONS = (".mp4", ".mov", ".webm")
 
 
 def scene_clip(scene: dict, board: dict, index: int, out_dir: Path, assets_dir: Path, cancelled) -> str | None:
-    """For a scene from a clip: the clip trimmed (or looped) to the scene's frames plus its
-    transition, at the board's rate, scaled and centre-cropped to cover the frame, without sound;
-    written as `sceneNN-clip.mp4` in `out_dir`. None for other scenes."""
+    """For a scene from a clip: the user's file itself, placed as `sceneNN-clip.<ext>` in `out_dir`
+    (the chunks read it from there). None for other scenes.
+
+    The clip is not re-encoded here: each chunk decodes it, loops it, brings it to the board's
+    rate and covers the frame with it in its own filter graph (`clip_chain`), so a clip costs one
+    decode and no extra encode."""
     if not scene.get("asset"):
         return None
     source = fetch(scene["asset"], assets_dir)
     if source.suffix.lower() not in CLIP_EXTENSIONS:
         return None
-    from .proc import ffmpeg_exe, run_child
-
-    width, height, fps = board["width"], board["height"], board["fps"]
-    last = index == len(board["scenes"]) - 1
-    frames = scene["frames"] + (0 if last else board["transition_frames"])
-    name = f"scene{index:02d}-clip.mp4"
-    run_child([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-               "-stream_loop", "-1", "-i", str(source), "-an", "-sn",
-               "-vf", f"fps={fps},scale={width}:{height}:force_original_aspect_ratio=increase:flags=bicubic,"
-                      f"crop={width}:{height},setsar=1,format=yuv420p",
-               "-frames:v", str(frames), "-c:v", "libx264", "-preset", "ultrafast", "-crf", "14",
-               str(out_dir / name)], "visuals", cancelled, partial=[out_dir / name])
+    name = f"scene{index:02d}-clip{source.suffix.lower()}"
+    try:
+        os.link(source, out_dir / name)
+    except OSError:
+        shutil.copyfile(source, out_dir / name)
     return name
 
 
-def clip_chain(input_index: int, offset: int, count: int, fps: int, label: str) -> str:
-    """Filter chain of a clip scene's piece: its frames offset..offset+count, as the still scenes'."""
-    return (f"[{input_index}:v]trim=start_frame={offset}:end_frame={offset + count},"
-            f"settb=expr=1/{fps},setpts=N,fps={fps},format=yuv420p[{label}b0]")
+#: ffmpeg input options of a clip scene: loop it for as long as the scene needs.
+CLIP_INPUT = ("-stream_loop", "-1")
+
+
+def clip_chain(input_index: int, offset: int, count: int, board: dict, label: str) -> str:
+    """Filter chain of a clip scene's piece: the looped clip at the board's rate, its frames
+    offset..offset+count, scaled and centre-cropped to cover the frame, sound left out."""
+    width, height, fps = board["width"], board["height"], board["fps"]
+    return (f"[{input_index}:v]fps={fps},trim=start_frame={offset}:end_frame={offset + count},"
+            f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=bicubic,"
+            f"crop={width}:{height},setsar=1,settb=expr=1/{fps},setpts=N,fps={fps},format=yuv420p[{label}b0]")
 
 
 # --- text style: the brand's font, the subtitles' size, colour, outline and position ---------------

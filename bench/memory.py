@@ -24,6 +24,9 @@ from harness import SAMPLE_BRIEF, Harness, verdict  # noqa: E402
 
 ALL_QUEUES = "video_generation,video_processing,audio_processing,image_processing,maintenance,monitoring,default"
 TARGET_MB = 1024
+#: What an ffmpeg child is doing, told by its arguments.
+ROLES = ((b"filter_complex", "render"), (b"concat", "join"), (b"blackdetect", "gate"),
+         (b"freezedetect", "gate"), (b"loudnorm", "audio"), (b"ebur128", "audio"))
 
 
 def tree(root: int) -> list[int]:
@@ -53,8 +56,10 @@ def kind_and_peak(pid: int) -> tuple[str, float] | None:
     if hwm is None:
         return None
     program = Path(cmdline[0].decode(errors="replace")).name if cmdline and cmdline[0] else "?"
-    if "ffmpeg" in program:
-        kind = "ffmpeg"
+    if "ffmpeg" in program or "ffplay" in program:
+        args = b" ".join(cmdline)
+        role = next((name for needle, name in ROLES if needle in args), "other")
+        kind = f"ffmpeg {role}"
     elif "espeak" in program:
         kind = "espeak-ng"
     elif any(b"celery" in part for part in cmdline):

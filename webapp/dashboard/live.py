@@ -112,14 +112,8 @@ class BoardCache:
                 found = _from_payload(latest["key"], payload)
         except RedisError:
             return None
-        with self.lock:
-            self.builds.setdefault(found.key, found)
-            while len(self.builds) > KEEP:
-                self.builds.pop(next(iter(self.builds)))
-            self.order.setdefault(found.key, next(self.counter))
-            current = self.latest.get(variant)
-            if current is None or self.order.get(current[0].key, -1) <= self.order[found.key]:
-                self.latest[variant] = (found, time.monotonic() - age)
+        self._keep(found)
+        self._checked(variant, found, time.monotonic() - age)
         return found
 
     def get(self, key: str, variant: str, build: Callable[[], Build], fresh: bool = False) -> Build:
@@ -152,10 +146,7 @@ class BoardCache:
                 found = shared_build(key, variant, build, stale_ok)
                 if found is None:
                     return None
-                with self.lock:
-                    self.builds[key] = found
-                    while len(self.builds) > KEEP:
-                        self.builds.pop(next(iter(self.builds)))
+                self._keep(found)
             self._checked(variant, found)
             return found
         finally:
@@ -163,13 +154,20 @@ class BoardCache:
             with self.lock:
                 self.building.pop(key, None)
 
-    def _checked(self, variant: str, found: Build) -> None:
+    def _keep(self, found: Build) -> None:
+        with self.lock:
+            self.builds.setdefault(found.key, found)
+            while len(self.builds) > KEEP:
+                self.builds.pop(next(iter(self.builds)))
+
+    def _checked(self, variant: str, found: Build, at: float | None = None) -> None:
+        """`found` is the variant's newest build, its stamp checked at `at` (monotonic; now)."""
         with self.lock:
             self.order.setdefault(found.key, next(self.counter))
             current = self.latest.get(variant)
             # Never step back to an older build (a thread that read the stamp before a newer one was stored).
             if current is None or self.order.get(current[0].key, -1) <= self.order[found.key]:
-                self.latest[variant] = (found, time.monotonic())
+                self.latest[variant] = (found, time.monotonic() if at is None else at)
             while len(self.order) > KEEP * 4:
                 self.order.pop(next(iter(self.order)))
 

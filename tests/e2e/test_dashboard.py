@@ -31,11 +31,12 @@ def test_submit_in_chinese_and_watch_it_finish_without_reload(page, live_server,
         keywords.fill(word)
         keywords.press("Enter")
     assert page.locator(".tag-list .tag").count() == 3
-    page.get_by_label("目标时长（秒）").fill("5")
+    # Long enough to outlast a few 2 s polls: the bar must be seen moving before it completes.
+    page.get_by_label("目标时长（秒）").fill("20")
     page.get_by_label("优先级", exact=True).select_option("high")
     page.get_by_label("画质", exact=True).select_option("low")
     page.get_by_label("尺寸", exact=True).select_option("custom")
-    page.get_by_label("自定义尺寸（宽x高）").fill("320x180")
+    page.get_by_label("自定义尺寸（宽x高）").fill("640x360")
     page.get_by_label("描述", exact=True).fill("一段展示城市夜晚美食与江景的短片。")
     page.get_by_role("button", name="提交").click()
 
@@ -74,7 +75,7 @@ def test_submit_in_chinese_and_watch_it_finish_without_reload(page, live_server,
     video.wait_for()
     page.wait_for_function("() => document.querySelector('video#player').readyState >= 1", timeout=20_000)
     duration = page.evaluate("document.querySelector('video#player').duration")
-    assert abs(duration - 5.0) < 0.5
+    assert abs(duration - 20.0) < 0.5
     page.evaluate("v => { v.muted = true; return v.play(); }", video.element_handle())
     page.wait_for_function("() => document.querySelector('video#player').currentTime > 0.3", timeout=20_000)
     downloads = page.locator("table.files a[download]")

@@ -70,10 +70,12 @@ class Harness:
         with self.app.app_context():
             return auth.create_token(f"bench-{role}", role)[1]
 
-    def spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
+    def spawn(self, name: str, cmd: list[str], cpus: set[int] | None = None) -> subprocess.Popen:
+        """Start `cmd` in a session of its own; `cpus` pins it (and its children) to those cores."""
         log = open(self.dir / f"{name}.log", "ab")
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
         proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=pin)
         self.procs.append(proc)
         return proc
 
@@ -92,10 +94,10 @@ class Harness:
                 time.sleep(0.2)
         raise RuntimeError("gunicorn did not start; see " + str(self.dir / "web.log"))
 
-    def worker(self, queues: str, name: str, concurrency: int = 1) -> None:
+    def worker(self, queues: str, name: str, concurrency: int = 1, cpus: set[int] | None = None) -> None:
         self.spawn(name, [str(BIN / "celery"), "-A", "worker.celery_app:app", "worker", "-Q", queues,
                           "-n", f"{name}@bench", "--concurrency", str(concurrency), "--loglevel", "WARNING",
-                          "--without-mingle", "--without-gossip"])
+                          "--without-mingle", "--without-gossip"], cpus=cpus)
         log = self.dir / f"{name}.log"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -46,6 +46,10 @@ class StorageError(Exception):
     """A storage operation failed (missing object, bad key, unreachable store)."""
 
 
+class NotFound(StorageError):
+    """The object does not exist (a read or download of a missing key)."""
+
+
 class BadKey(StorageError):
     """A key that could escape its prefix or is otherwise not one of ours."""
 
@@ -203,15 +207,24 @@ class Storage:
 
     def get_tree(self, prefix: str, folder: Path, last: str | None = None) -> int:
         """Download every object under `prefix/` into `folder`; `last` (a name) comes last, so a
-        reader that waits for it sees a complete folder."""
+        reader that waits for it sees a complete folder. NotFound when `last` is not there (the
+        folder is incomplete or absent)."""
         prefix = prefix.rstrip("/") + "/"
-        keys = sorted(self.list(prefix))
-        closing = [k for k in keys if last is not None and k == prefix + last]
-        self._each(lambda key: self.download(key, Path(folder) / key[len(prefix):]),
-                   [k for k in keys if k not in closing])
-        for key in closing:
-            self.download(key, Path(folder) / key[len(prefix):])
-        return len(keys)
+        names = sorted(key[len(prefix):] for key in self.list(prefix))
+        if last is not None and last not in names:
+            raise NotFound(f"no object {prefix}{last}")
+        return self.get_files(prefix, names, folder, last=last)
+
+    def get_files(self, prefix: str, names: Iterable[str], folder: Path, last: str | None = None) -> int:
+        """Download `prefix/<name>` into `folder/<name>` for each name, several at a time; `last`
+        comes after the others."""
+        prefix = prefix.rstrip("/") + "/"
+        names = list(dict.fromkeys(names))
+        others = [name for name in names if name != last]
+        self._each(lambda name: self.download(prefix + name, Path(folder) / name), others)
+        if last in names:
+            self.download(prefix + last, Path(folder) / last)
+        return len(names)
 
 
 class _Window:
@@ -271,7 +284,7 @@ class LocalStorage(Storage):
         try:
             handle = open(self.path(key), "rb")
         except (FileNotFoundError, IsADirectoryError) as exc:
-            raise StorageError(f"no object {key}") from exc
+            raise NotFound(f"no object {key}") from exc
         handle.seek(start)
         return _Window(handle, None if end is None else end - start + 1)  # type: ignore[return-value]
 
@@ -281,7 +294,7 @@ class LocalStorage(Storage):
         try:
             shutil.copyfile(self.path(key), dest)
         except FileNotFoundError as exc:
-            raise StorageError(f"no object {key}") from exc
+            raise NotFound(f"no object {key}") from exc
 
     def size(self, key: str) -> int | None:
         try:
@@ -371,6 +384,12 @@ class S3Storage(Storage):
         except self._errors() as exc:
             raise StorageError(f"upload of {key} failed: {exc}") from exc
 
+    def _missing(self, exc: Exception) -> bool:
+        from botocore.exceptions import ClientError
+
+        return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in (
+            "404", "NoSuchKey", "NotFound")
+
     def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
         extra = {}
         if start or end is not None:
@@ -378,23 +397,40 @@ class S3Storage(Storage):
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._name(key), **extra)["Body"]
         except self._errors() as exc:
-            raise StorageError(f"no object {key}: {exc}") from exc
+            raise (NotFound if self._missing(exc) else StorageError)(f"no object {key}: {exc}") from exc
 
     def download(self, key: str, dest: Path) -> None:
+        """One GET streamed to a temp file (boto3's download_file asks for the size first: a
+        second request per object, which a folder of small stills pays many times over); objects
+        above the multipart size come down in parallel ranges."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".tmp-{uuid.uuid4().hex[:10]}-{dest.name}")
         try:
-            self.client.download_file(self.bucket, self._name(key), str(dest), Config=self.transfer)
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._name(key))
+            body = answer["Body"]
+            try:
+                if int(answer.get("ContentLength") or 0) > MULTIPART_BYTES:
+                    body.close()
+                    self.client.download_file(self.bucket, self._name(key), str(tmp), Config=self.transfer)
+                else:
+                    with open(tmp, "wb") as out:
+                        for chunk in body.iter_chunks(STREAM_CHUNK):
+                            out.write(chunk)
+            finally:
+                body.close()
+            os.replace(tmp, dest)
         except self._errors() as exc:
-            raise StorageError(f"download of {key} failed: {exc}") from exc
+            kind = NotFound if self._missing(exc) else StorageError
+            raise kind(f"download of {key} failed: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def size(self, key: str) -> int | None:
-        from botocore.exceptions import ClientError
-
         try:
             return int(self.client.head_object(Bucket=self.bucket, Key=self._name(key))["ContentLength"])
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        except self._errors() as exc:
+            if self._missing(exc):
                 return None
             raise StorageError(f"stat of {key} failed: {exc}") from exc
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from webapp.catalog import stage_kind
-from webapp.storage import Storage, output_key, scratch_dir, work_key
+from webapp.storage import NotFound, Storage, output_key, scratch_dir, work_key, work_prefix
 from worker.pipeline import PipelineError, assemble, render_audio, render_chunk, render_visuals
 from worker.pipeline.cache import stage_key
-from worker.pipeline.compose import chunk_path, visuals_dir
+from worker.pipeline.compose import chunk_files, chunk_path, visuals_dir
 
 StageProgress = Callable[[float, str], None]
 
@@ -48,9 +48,10 @@ class Artifacts:
         self.storage.put_bytes(self.key(STORYBOARD), json.dumps(board, ensure_ascii=False).encode("utf-8"))
 
     def storyboard(self) -> dict | None:
-        if not self.storage.exists(self.key(STORYBOARD)):
+        try:
+            return json.loads(self.storage.read_bytes(self.key(STORYBOARD)))
+        except NotFound:
             return None
-        return json.loads(self.storage.read_bytes(self.key(STORYBOARD)))
 
     def input_hash(self, board: dict) -> str:
         """What every artifact of this storyboard is keyed by."""
@@ -84,19 +85,31 @@ class Artifacts:
     def _folder_name(self, board: dict, kind: str) -> str:
         return f"{kind}-{stage_key(board, kind)}"
 
-    def _fetch_folder(self, name: str, meta: str, scratch: Path) -> None:
-        if not self.storage.exists(self.key(f"{name}/{meta}")):
-            raise PipelineError(f"{name} is not in storage yet", name.split("-", 1)[0])
-        self.storage.get_tree(self.key(name), scratch / name, last=meta)
+    def _fetch_folder(self, name: str, meta: str, scratch: Path, only=None) -> None:
+        """Download a stage's folder into scratch: all of it, or the metadata file and the names
+        `only(metadata)` picks from it."""
+        try:
+            if only is None:
+                self.storage.get_tree(self.key(name), scratch / name, last=meta)
+                return
+            data = self.storage.read_bytes(self.key(f"{name}/{meta}"))
+        except NotFound:
+            raise PipelineError(f"{name} is not in storage yet", name.split("-", 1)[0]) from None
+        self.storage.get_files(self.key(name), only(json.loads(data)), scratch / name)
+        (scratch / name / meta).write_bytes(data)
 
     def _folder_stage(self, board: dict, kind: str, meta: str, func, progress: StageProgress,
-                      cancelled: Callable[[], bool]) -> list[str]:
+                      cancelled: Callable[[], bool], local_only: tuple[str, ...] = ()) -> list[str]:
+        """Run a stage whose artifact is a folder and upload the folder, but for `local_only`
+        (files the later stages do not read)."""
         name = self._folder_name(board, kind)
         if self.storage.exists(self.key(f"{name}/{meta}")):
             progress(1.0, f"{kind.capitalize()} ready (cached)")
             return [self.key(name)]
         with scratch_dir(self.config, self.task_id, kind) as scratch:
             func(board, scratch, progress, cancelled)
+            for leftover in local_only:
+                (scratch / name / leftover).unlink(missing_ok=True)
             self.storage.put_tree(self.key(name), scratch / name, last=meta)
         return [self.key(name)]
 
@@ -104,7 +117,9 @@ class Artifacts:
         return self._folder_stage(board, "visuals", VISUALS_META, render_visuals, progress, cancelled)
 
     def audio(self, board: dict, progress: StageProgress, cancelled: Callable[[], bool]) -> list[str]:
-        return self._folder_stage(board, "audio", AUDIO_META, render_audio, progress, cancelled)
+        # The assembly muxes the encoded track (mix.m4a); the PCM mix it was encoded from stays here.
+        return self._folder_stage(board, "audio", AUDIO_META, render_audio, progress, cancelled,
+                                  local_only=("mix.wav",))
 
     def chunk(self, board: dict, index: int, progress: StageProgress, cancelled: Callable[[], bool]) -> list[str]:
         name = chunk_path(board, index, Path()).name
@@ -112,7 +127,8 @@ class Artifacts:
             progress(1.0, f"Chunk {index + 1}/{len(board['chunks'])} ready (cached)")
             return [self.key(name)]
         with scratch_dir(self.config, self.task_id, f"chunk{index}") as scratch:
-            self._fetch_folder(visuals_dir(board, Path()).name, VISUALS_META, scratch)
+            self._fetch_folder(visuals_dir(board, Path()).name, VISUALS_META, scratch,
+                               only=lambda manifest: chunk_files(board, manifest, index))
             path = render_chunk(board, index, scratch, progress, cancelled)
             self.storage.put_file(self.key(name), path)
         return [self.key(name)]
@@ -124,11 +140,11 @@ class Artifacts:
             progress(1.0, "Video ready (cached)")
             return cached
         with scratch_dir(self.config, self.task_id, "assemble") as scratch:
-            for chunk in board["chunks"]:
-                name = chunk_path(board, chunk["index"], Path()).name
-                if not self.storage.exists(self.key(name)):
-                    raise PipelineError(f"chunks not rendered: {name}", "assemble")
-                self.storage.download(self.key(name), scratch / name)
+            names = [chunk_path(board, chunk["index"], Path()).name for chunk in board["chunks"]]
+            try:
+                self.storage.get_files(work_prefix(self.task_id), names, scratch)
+            except NotFound as exc:
+                raise PipelineError(f"chunks not rendered: {exc}", "assemble") from None
             self._fetch_folder(self._folder_name(board, "audio"), AUDIO_META, scratch)
             out = scratch / "out"
             result = assemble(board, scratch, out, progress, cancelled)

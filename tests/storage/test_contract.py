@@ -12,6 +12,7 @@ from webapp.storage import (
     MULTIPART_BYTES,
     BadKey,
     LocalStorage,
+    NotFound,
     S3Storage,
     StorageError,
     open_storage,
@@ -66,6 +67,8 @@ def test_byte_ranges_and_streaming(storage):
     assert b"".join(storage.stream("t2/data.bin", 5, 5)) == data[5:6]
     with pytest.raises(StorageError):
         storage.open("t2/nothing.bin")
+    with pytest.raises(NotFound):
+        storage.open("t2/nothing.bin")
 
 
 def test_list_by_prefix_and_delete_prefix(storage):
@@ -106,6 +109,25 @@ def test_a_tree_of_many_files_goes_up_whole_before_its_closing_file(storage, tmp
     dest = tmp_path / "back"
     assert storage.get_tree("work/t4/visuals-k", dest, last="manifest.json") == 25
     assert all((dest / f"scene{n:02d}.png").read_bytes() == bytes([n]) * (n + 1) for n in range(24))
+
+
+def test_chosen_files_come_down_and_a_missing_one_is_not_found(storage, tmp_path):
+    for name in ("a.png", "b.png", "c.png", "manifest.json"):
+        storage.put_bytes(f"work/t6/visuals-k/{name}", name.encode())
+    dest = tmp_path / "some"
+    assert storage.get_files("work/t6/visuals-k", ["c.png", "a.png", "a.png"], dest) == 2
+    assert sorted(p.name for p in dest.iterdir()) == ["a.png", "c.png"]
+    assert (dest / "c.png").read_bytes() == b"c.png"
+    assert not [p for p in dest.iterdir() if p.name.startswith(".tmp-")]
+    with pytest.raises(NotFound):
+        storage.get_files("work/t6/visuals-k", ["a.png", "gone.png"], tmp_path / "other")
+    with pytest.raises(NotFound):
+        storage.download("work/t6/visuals-k/gone.png", tmp_path / "gone.png")
+    assert not (tmp_path / "gone.png").exists()
+    # A folder without its closing file is incomplete: nothing to fetch.
+    storage.put_bytes("work/t6/audio-k/voice.wav", b"w")
+    with pytest.raises(NotFound):
+        storage.get_tree("work/t6/audio-k", tmp_path / "audio", last="audio.json")
 
 
 def test_large_file_goes_up_in_parts_and_comes_down_streamed(storage, tmp_path):

@@ -105,6 +105,33 @@ def _join_pieces(pieces: list[tuple[str, int]], trans: int, fps: int, parts: lis
     return "joined"
 
 
+def chunk_scenes(board: dict, index: int) -> list[tuple[int, int, int]]:
+    """The scenes seen in chunk `index`: (scene index, first scene frame, frame count) each; a
+    scene is seen from its start to the end of its cross-fade into the next."""
+    chunk = board["chunks"][index]
+    c0, c1 = chunk["start_frame"], chunk["start_frame"] + chunk["frames"]
+    scenes = board["scenes"]
+    seen = []
+    for i, scene in enumerate(scenes):
+        last = i == len(scenes) - 1
+        vis_start = scene["start_frame"]
+        vis_end = scene["start_frame"] + scene["frames"] + (0 if last else board["transition_frames"])
+        p0, p1 = max(c0, vis_start), min(c1, vis_end)
+        if p1 > p0:
+            seen.append((i, p0 - scene["start_frame"], p1 - p0))
+    return seen
+
+
+def chunk_files(board: dict, manifest: dict, index: int) -> list[str]:
+    """Names of the visuals files that chunk `index` reads (a host fetches only these)."""
+    names = []
+    for i, _, _ in chunk_scenes(board, index):
+        art = manifest["scenes"][i]
+        names.append(art["clip"] if art.get("clip") else art["bg"])
+        names += [layer["png"] for layer in art["layers"]]
+    return names
+
+
 def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> tuple[list[str], str]:
     """ffmpeg input arguments and filter graph for one chunk; output label [out]."""
     chunk = board["chunks"][index]
@@ -114,14 +141,8 @@ def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> t
     inputs: list[str] = []
     parts: list[str] = []
     pieces: list[tuple[str, int]] = []
-    for i, scene in enumerate(scenes):
-        last = i == len(scenes) - 1
-        vis_start = scene["start_frame"]
-        vis_end = scene["start_frame"] + scene["frames"] + (0 if last else trans)
-        p0, p1 = max(c0, vis_start), min(c1, vis_end)
-        if p1 <= p0:
-            continue
-        count, offset = p1 - p0, p0 - scene["start_frame"]
+    for i, offset, count in chunk_scenes(board, index):
+        scene = scenes[i]
         art = manifest["scenes"][i]
         bg = inputs.count("-i")
         label = f"s{i}"
@@ -316,5 +337,5 @@ def assemble(board: dict, work_dir: Path, out_dir: Path, progress, cancelled) ->
     return result
 
 
-__all__ = ["assemble", "chunk_graph", "encoder_args", "filter_thread_args", "poster_time", "probe_media",
+__all__ = ["assemble", "chunk_files", "chunk_graph", "chunk_scenes", "encoder_args", "filter_thread_args", "poster_time", "probe_media",
            "render_chunk"]

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import wave
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from .cache import publish_dir, remove_quietly, stage_dir
 from .clips import mix_soundtrack
 from .errors import Cancelled, PipelineError
 from .loudness import RATE, integrated_loudness
-from .proc import die_with_parent, ffmpeg_exe, run_child, run_ffmpeg
+from .proc import allotted_cores, die_with_parent, ffmpeg_exe, run_child, run_ffmpeg
 from .storyboard import is_cjk_text
 
 TARGET_LUFS = -16.0
@@ -117,33 +118,49 @@ def _speak(text: str, lang: str, dest: Path, speed: int, cancelled, voice: str |
     return _read_speech(dest)
 
 
+def _narrate(board: dict, i: int, tmp: Path, cancelled) -> dict:
+    """Speak scene `i`'s narration so that it fits the scene: {start, samples, text}."""
+    fps, scene = board["fps"], board["scenes"][i]
+    if cancelled():
+        raise Cancelled("audio cancelled")
+    start = (scene["start_frame"] + scene["heading_in"]) / fps
+    room = (scene["start_frame"] + scene["frames"]) / fps - NARRATION_GAP - start
+    text = scene["narration"]
+    lang = "zh" if is_cjk_text(text) else "en"
+    voice, base_speed = own_material.voice_of(board, lang, 175 if lang == "zh" else 165)
+    dest = tmp / f"speech{i:02d}.wav"
+    speech = _speak(text, lang, dest, base_speed, cancelled, voice)
+    if speech.size / RATE > room:
+        faster = min(450, int(base_speed * (speech.size / RATE) / room * 1.05) + 1)
+        speech = _speak(text, lang, dest, faster, cancelled, voice)
+    limit = max(0, int(room * RATE))
+    if speech.size > limit:
+        fade = min(int(0.15 * RATE), limit)
+        speech = speech[:limit].copy()
+        if fade:
+            speech[limit - fade:] *= np.linspace(1.0, 0.0, fade)
+    return {"start": start, "samples": speech, "text": scene["caption"]}
+
+
 def narration(board: dict, tmp: Path, cancelled, progress) -> list[dict]:
-    """Speak each scene's narration so it fits the scene; [{start, samples, text}]."""
-    fps = board["fps"]
-    lines = []
+    """Speak each scene's narration so it fits the scene; [{start, samples, text}] in scene order.
+
+    The scenes are spoken side by side, one espeak-ng (and its decoding ffmpeg) per core this
+    process may use: each line is independent, and a stage that waits on one child at a time
+    leaves the other cores idle."""
     count = len(board["scenes"])
-    for i, scene in enumerate(board["scenes"]):
-        if cancelled():
-            raise Cancelled("audio cancelled")
-        progress(0.1 + 0.6 * i / count, f"Narrating scene {i + 1}/{count}")
-        start = (scene["start_frame"] + scene["heading_in"]) / fps
-        room = (scene["start_frame"] + scene["frames"]) / fps - NARRATION_GAP - start
-        text = scene["narration"]
-        lang = "zh" if is_cjk_text(text) else "en"
-        voice, base_speed = own_material.voice_of(board, lang, 175 if lang == "zh" else 165)
-        dest = tmp / f"speech{i:02d}.wav"
-        speech = _speak(text, lang, dest, base_speed, cancelled, voice)
-        if speech.size / RATE > room:
-            faster = min(450, int(base_speed * (speech.size / RATE) / room * 1.05) + 1)
-            speech = _speak(text, lang, dest, faster, cancelled, voice)
-        limit = max(0, int(room * RATE))
-        if speech.size > limit:
-            fade = min(int(0.15 * RATE), limit)
-            speech = speech[:limit].copy()
-            if fade:
-                speech[limit - fade:] *= np.linspace(1.0, 0.0, fade)
-        lines.append({"start": start, "samples": speech, "text": scene["caption"]})
-    return lines
+    if not count:
+        return []
+    progress(0.1, f"Narrating {count} scenes")
+    with ThreadPoolExecutor(max_workers=max(1, min(allotted_cores(), count))) as pool:
+        futures = [pool.submit(_narrate, board, i, tmp, cancelled) for i in range(count)]
+        try:
+            for done, _ in enumerate(as_completed(futures), start=1):
+                progress(0.1 + 0.6 * done / count, f"Narrated scene {done}/{count}")
+            return [future.result() for future in futures]
+        finally:
+            for future in futures:
+                future.cancel()
 
 
 def normalize(mix: np.ndarray, target: float = TARGET_LUFS) -> tuple[np.ndarray, float]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 # K-weighting biquads as published for 48 kHz: a high-shelf "head" filter, then the RLB high-pass.
@@ -10,26 +12,49 @@ _HIGHPASS = ([1.0, -2.0, 1.0], [1.0, -1.99004745483398, 0.99007225036621])
 RATE = 48000
 
 
+#: The K-weighting's impulse response is cut after this many samples: its slowest pole (radius
+#: 0.995) has decayed below 1e-30 by then, so the cut changes nothing a float64 can hold.
+IMPULSE_SAMPLES = 1 << 14
+#: FFT size of the overlap-add convolution (each block adds IMPULSE_SAMPLES - 1 samples of tail).
+BLOCK_FFT = 1 << 16
+
+
 def _response(coeffs: tuple[list[float], list[float]], n_fft: int) -> np.ndarray:
     b, a = coeffs
     z = np.exp(-1j * np.pi * np.arange(n_fft // 2 + 1) / (n_fft // 2))
     return (b[0] + b[1] * z + b[2] * z * z) / (a[0] + a[1] * z + a[2] * z * z)
 
 
+@functools.cache
+def _kernel_spectrum() -> np.ndarray:
+    """Spectrum (at BLOCK_FFT) of the K-weighting's impulse response, cut to IMPULSE_SAMPLES."""
+    dense = 1 << 18  # sampled finely enough that the response's own wrap-around is below 1e-30
+    impulse = np.fft.irfft(_response(_SHELF, dense) * _response(_HIGHPASS, dense), n=dense)[:IMPULSE_SAMPLES]
+    return np.fft.rfft(impulse, n=BLOCK_FFT)
+
+
 def k_weight(samples: np.ndarray) -> np.ndarray:
     """Apply the K-weighting filter to (n,) or (n, channels) samples at 48 kHz.
 
-    The two IIR stages are applied as their frequency response on a zero-padded FFT, which
-    equals running the recursive filter from rest (the impulse response dies out in the padding).
+    The two IIR stages are applied as a convolution with their impulse response, block by block
+    (overlap-add with FFTs of BLOCK_FFT samples), which equals running the recursive filter from
+    rest; one FFT of the whole signal would cost more time and memory the longer the video.
     """
     x = np.asarray(samples, dtype=np.float64)
+    flat = x.ndim == 1
+    if flat:
+        x = x[:, None]
     n = x.shape[0]
-    n_fft = 1 << int(np.ceil(np.log2(n + RATE)))
-    spectrum = np.fft.rfft(x, n=n_fft, axis=0)
-    response = _response(_SHELF, n_fft) * _response(_HIGHPASS, n_fft)
-    if x.ndim == 2:
-        response = response[:, None]
-    return np.fft.irfft(spectrum * response, n=n_fft, axis=0)[:n]
+    kernel = _kernel_spectrum()[:, None]
+    step = BLOCK_FFT - IMPULSE_SAMPLES + 1
+    out = np.zeros((n + IMPULSE_SAMPLES - 1, x.shape[1]))
+    for start in range(0, n, step):
+        block = x[start:start + step]
+        filtered = np.fft.irfft(np.fft.rfft(block, n=BLOCK_FFT, axis=0) * kernel, n=BLOCK_FFT, axis=0)
+        length = block.shape[0] + IMPULSE_SAMPLES - 1
+        out[start:start + length] += filtered[:length]
+    out = out[:n]
+    return out[:, 0] if flat else out
 
 
 def integrated_loudness(samples: np.ndarray, rate: int = RATE) -> float:

@@ -64,7 +64,7 @@ def music_bed(board: dict, n_samples: int) -> np.ndarray:
     rng = np.random.default_rng(board["seed"])
     beat = 60.0 / tempo
     chord_len = int(4 * beat * RATE)
-    out = np.zeros((n_samples, 2), dtype=np.float64)
+    out = np.zeros((n_samples, 2), dtype=np.float32)  # computed in float64 per chord, kept in float32
     progression = _PROGRESSIONS[style]
     release = int(0.8 * RATE)
     for k, start in enumerate(range(0, n_samples, chord_len)):
@@ -163,17 +163,25 @@ def narration(board: dict, tmp: Path, cancelled, progress) -> list[dict]:
                 future.cancel()
 
 
+#: Samples per slice when a whole track is changed in place (keeps the temporaries small).
+SLICE = 1 << 20
+
+
 def normalize(mix: np.ndarray, target: float = TARGET_LUFS) -> tuple[np.ndarray, float]:
-    """Gain to `target` LUFS with a soft peak limiter; returns (samples, measured LUFS)."""
+    """Gain to `target` LUFS with a soft peak limiter, in place, slice by slice (a 10-minute
+    track's temporaries stay a few megabytes); returns (samples, measured LUFS)."""
+    headroom = PEAK_MAX - PEAK_CEILING
+    measured = integrated_loudness(mix)
     for _ in range(4):
-        gain = 10 ** ((target - integrated_loudness(mix)) / 20)
-        mix = mix * gain
-        over = np.abs(mix) > PEAK_CEILING
-        if over.any():
-            # Soft knee above PEAK_CEILING: tanh keeps peaks under PEAK_MAX and changes little else.
-            headroom = PEAK_MAX - PEAK_CEILING
-            excess = (np.abs(mix[over]) - PEAK_CEILING) / headroom
-            mix[over] = np.sign(mix[over]) * (PEAK_CEILING + headroom * np.tanh(excess))
+        gain = 10 ** ((target - measured) / 20)
+        for start in range(0, mix.shape[0], SLICE):
+            part = mix[start:start + SLICE]
+            part *= gain
+            over = np.abs(part) > PEAK_CEILING
+            if over.any():
+                # Soft knee above PEAK_CEILING: tanh keeps peaks under PEAK_MAX and changes little else.
+                excess = (np.abs(part[over]) - PEAK_CEILING) / headroom
+                part[over] = np.sign(part[over]) * (PEAK_CEILING + headroom * np.tanh(excess))
         measured = integrated_loudness(mix)
         if abs(measured - target) < 0.2:
             break
@@ -195,13 +203,14 @@ def subtitles(cues: list[tuple[float, float, str]]) -> tuple[str, str]:
 
 
 def write_wav(path: Path, samples: np.ndarray) -> None:
-    """16-bit PCM stereo at 48 kHz."""
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).round().astype("<i2")
+    """16-bit PCM stereo at 48 kHz, written slice by slice."""
     with wave.open(str(path), "wb") as out:
         out.setnchannels(2)
         out.setsampwidth(2)
         out.setframerate(RATE)
-        out.writeframes(pcm.tobytes())
+        for start in range(0, samples.shape[0], SLICE):
+            part = np.clip(samples[start:start + SLICE], -1.0, 1.0) * 32767
+            out.writeframes(part.round().astype("<i2").tobytes())
 
 
 def read_wav(path: Path) -> np.ndarray:
@@ -251,6 +260,8 @@ def render_audio(board: dict, work_dir: Path, progress, cancelled) -> dict:
         progress(0.75, "Mixing and normalizing loudness")
         mix = mix_soundtrack(music, placed, music_peak=own_material.music_volume(board, MUSIC_PEAK),
                              voice_peak=VOICE_PEAK, duck=DUCK_GAIN)
+        narrated = bool(placed)
+        del music, placed, lines  # the mix holds them now; a long track needs the memory back
         mix, lufs = normalize(mix)
         write_wav(tmp / "mix.wav", mix)
         # Encoded here, beside the video's render, so the assembly only copies it into the MP4.
@@ -261,7 +272,7 @@ def render_audio(board: dict, work_dir: Path, progress, cancelled) -> dict:
         (tmp / "subtitles.vtt").write_text(vtt, encoding="utf-8")
         for stale in [*tmp.glob("speech*.wav"), *tmp.glob("asset-*")]:
             stale.unlink()
-        meta = {"lufs": round(lufs, 2), "narration": bool(placed), "duration": n_samples / RATE,
+        meta = {"lufs": round(lufs, 2), "narration": narrated, "duration": n_samples / RATE,
                 "cues": [[round(a, 3), round(b, 3), text] for a, b, text in cues]}
         (tmp / "audio.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         publish_dir(tmp, final)

@@ -71,7 +71,7 @@ def mix_soundtrack(music: np.ndarray, lines: Sequence[tuple[int, np.ndarray]], *
     n_samples = music.shape[0]
     if n_samples == 0:
         return np.zeros((0, 2))
-    loudest_music = float(np.abs(music).max()) or 1.0
+    loudest_music = max(float(music.max()), -float(music.min())) or 1.0  # no full-size temporary
     bed = AudioArrayClip(music, fps=RATE).with_volume_scaled(music_peak / loudest_music)
     layers = [bed]
     placed = [(a, s) for a, s in lines if s.size and 0 <= a < n_samples]
@@ -90,7 +90,7 @@ def mix_soundtrack(music: np.ndarray, lines: Sequence[tuple[int, np.ndarray]], *
             layers.append(AudioArrayClip(stereo, fps=RATE).with_start(a / RATE)
                           .with_volume_scaled(voice_peak / loudest_voice))
     track = CompositeAudioClip(layers).with_duration(n_samples / RATE)
-    out = np.empty((n_samples, 2))
+    out = np.empty((n_samples, 2), dtype=np.float32)  # float32: half the memory of a long track
     for k in range(0, n_samples, RENDER_BLOCK):
         times = np.arange(k, min(n_samples, k + RENDER_BLOCK)) / RATE
         out[k:k + times.size] = track.to_soundarray(tt=times)

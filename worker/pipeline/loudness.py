@@ -33,45 +33,60 @@ def _kernel_spectrum() -> np.ndarray:
     return np.fft.rfft(impulse, n=BLOCK_FFT)
 
 
-def k_weight(samples: np.ndarray) -> np.ndarray:
-    """Apply the K-weighting filter to (n,) or (n, channels) samples at 48 kHz.
-
-    The two IIR stages are applied as a convolution with their impulse response, block by block
-    (overlap-add with FFTs of BLOCK_FFT samples), which equals running the recursive filter from
-    rest; one FFT of the whole signal would cost more time and memory the longer the video.
-    """
-    x = np.asarray(samples, dtype=np.float64)
-    flat = x.ndim == 1
-    if flat:
-        x = x[:, None]
+def _weighted_pieces(x: np.ndarray):
+    """K-weighted (n, channels) samples in consecutive pieces, block by block (overlap-add with FFTs
+    of BLOCK_FFT samples: a convolution with the impulse response, which equals running the
+    recursive filter from rest). Memory stays at a few blocks whatever the length."""
     n = x.shape[0]
     kernel = _kernel_spectrum()[:, None]
     step = BLOCK_FFT - IMPULSE_SAMPLES + 1
-    out = np.zeros((n + IMPULSE_SAMPLES - 1, x.shape[1]))
+    carry = np.zeros((IMPULSE_SAMPLES - 1, x.shape[1]))
     for start in range(0, n, step):
-        block = x[start:start + step]
+        block = np.asarray(x[start:start + step], dtype=np.float64)
         filtered = np.fft.irfft(np.fft.rfft(block, n=BLOCK_FFT, axis=0) * kernel, n=BLOCK_FFT, axis=0)
-        length = block.shape[0] + IMPULSE_SAMPLES - 1
-        out[start:start + length] += filtered[:length]
-    out = out[:n]
+        filtered[:IMPULSE_SAMPLES - 1] += carry
+        size = block.shape[0]
+        carry = filtered[size:size + IMPULSE_SAMPLES - 1].copy()
+        if carry.shape[0] < IMPULSE_SAMPLES - 1:
+            carry = np.vstack([carry, np.zeros((IMPULSE_SAMPLES - 1 - carry.shape[0], x.shape[1]))])
+        yield filtered[:size]
+
+
+def k_weight(samples: np.ndarray) -> np.ndarray:
+    """Apply the K-weighting filter to (n,) or (n, channels) samples at 48 kHz."""
+    x = np.asarray(samples)
+    flat = x.ndim == 1
+    if flat:
+        x = x[:, None]
+    out = np.concatenate(list(_weighted_pieces(x))) if x.shape[0] else np.zeros((0, x.shape[1]))
     return out[:, 0] if flat else out
 
 
 def integrated_loudness(samples: np.ndarray, rate: int = RATE) -> float:
-    """Integrated loudness in LUFS of (n,) or (n, channels) float samples in [-1, 1]."""
+    """Integrated loudness in LUFS of (n,) or (n, channels) float samples in [-1, 1].
+
+    The weighted signal is never held whole: its energy is summed per 100 ms step as it is made,
+    and each 400 ms gating block is four consecutive steps (the blocks overlap by 75 %)."""
     if rate != RATE:
         raise ValueError("loudness is measured at 48 kHz")
-    x = np.asarray(samples, dtype=np.float64)
+    x = np.asarray(samples)
     if x.ndim == 1:
         x = x[:, None]
-    weighted = k_weight(x)
     block, step = int(0.4 * rate), int(0.1 * rate)
-    if weighted.shape[0] < block:
+    if x.shape[0] < block:
         return float("-inf")
-    energy = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(weighted ** 2, axis=0)])
-    starts = np.arange(0, weighted.shape[0] - block + 1, step)
+    steps, pending = [], np.zeros((0, x.shape[1]))
+    for piece in _weighted_pieces(x):
+        piece = np.concatenate([pending, piece]) if pending.shape[0] else piece
+        whole = piece.shape[0] // step * step
+        steps.append((piece[:whole] ** 2).reshape(-1, step, x.shape[1]).sum(axis=1))
+        pending = piece[whole:]
+    energy = np.concatenate(steps)  # (steps, channels): energy of each complete 100 ms step
+    per_block = block // step
+    count = (x.shape[0] - block) // step + 1
+    sums = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(energy, axis=0)])
     # Mean square per block and channel, summed over channels (L/R weights are 1.0).
-    power = ((energy[starts + block] - energy[starts]) / block).sum(axis=1)
+    power = ((sums[per_block:per_block + count] - sums[:count]) / block).sum(axis=1)
     with np.errstate(divide="ignore"):
         loudness = -0.691 + 10 * np.log10(power)
     gated = power[loudness > -70.0]

@@ -254,11 +254,10 @@ def music_track(board: dict, n_samples: int, rate: int, folder: Path):
     if result.returncode != 0:
         raise PipelineError(f"cannot decode the music asset: {result.stderr.decode(errors='replace')[-300:]}",
                             "audio")
-    samples = np.frombuffer(result.stdout, dtype="<i2").astype(np.float64).reshape(-1, 2) / 32767
+    samples = np.frombuffer(result.stdout, dtype="<i2").astype(np.float32).reshape(-1, 2) / np.float32(32767)
     if samples.size == 0:
         raise PipelineError("the music asset has no samples", "audio")
-    repeats = -(-n_samples // samples.shape[0])
-    track = np.tile(samples, (repeats, 1))[:n_samples].copy()
+    track = np.resize(samples, (n_samples, 2))  # the asset repeated to length (L/R pairs stay whole)
     fade = min(int(1.0 * rate), n_samples // 4)
     ramp = np.linspace(0.0, 1.0, fade)
     track[:fade] *= ramp[:, None]

@@ -114,12 +114,16 @@ def run_stage(self: Any, task_id: str, attempt: int, stage_id: str) -> str:
             self.update_state(state=states.REVOKED)
             raise Ignore() from None
         except BadBrief as exc:
-            stages.end_stage(sc, StageStatus.FAILED, lifecycle.error_record(exc, sc.kind))
+            if not stages.end_stage(sc, StageStatus.FAILED, lifecycle.error_record(exc, sc.kind)):
+                ignore(self, f"lost the stage lease before failing: {exc}")
             ended(sc.task_id, lifecycle.fail_or_retry(sc.task_claim(), exc, sc.kind, retryable=False))
             raise
         except (SoftTimeLimitExceeded, Exception) as exc:
             log.exception("task %s failed at %s", task_id, stage_id)
-            stages.end_stage(sc, StageStatus.FAILED, lifecycle.error_record(exc, sc.kind))
+            # A runner cut off long enough for its stage to be taken over fails late (its upload
+            # found no network): the stage is another runner's now, and so is the attempt's fate.
+            if not stages.end_stage(sc, StageStatus.FAILED, lifecycle.error_record(exc, sc.kind)):
+                ignore(self, f"lost the stage lease before failing: {exc}")
             ended(sc.task_id, lifecycle.fail_or_retry(sc.task_claim(), exc, sc.kind, retryable=True))
             raise
     if not stages.finish_stage(sc, keys):

@@ -275,13 +275,9 @@ def test_a_host_cut_off_mid_render_is_survived_and_its_late_work_changes_nothing
     outputs = sorted(storage.list(f"{task_id}/"))
     assert {key: storage.size(key) for key in outputs} == before["sizes"]
     assert hashlib.sha256(storage.read_bytes(f"{task_id}/video.mp4")).hexdigest() == before["video"]
-    # The only thing a late runner may leave is the artifact of a stage it lost, uploaded once the
-    # network was back but after the task ended (keyed by its inputs: the same key the survivor
-    # wrote and the completion removed). The orphan sweep removes it; nothing else is left.
-    late = list(storage.list(f"work/{task_id}/"))
-    lost_chunks = {int(s.split("-", 1)[1]) for s in lost if s.startswith("chunk-")}
-    assert all((m := re.search(r"/chunk(\d+)-[^/]*\.mp4$", key)) and int(m[1]) in lost_chunks for key in late), late
-    assert sweep_orphans()["orphan_objects"] == len(late)
+    # A late runner's upload (the artifact of a stage it lost, keyed by its inputs) may land after
+    # the task ended; the runner then removes it, as the task's end did.
     assert list(storage.list(f"work/{task_id}/")) == []
+    assert sweep_orphans()["orphan_objects"] == 0
     assert sorted(storage.list(f"{task_id}/")) == outputs
     assert stack.procs["hostB"].poll() is None

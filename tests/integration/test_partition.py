@@ -181,7 +181,7 @@ def partitioned_hosts(app, stack, s3_server, db_backend, redis_server, tmp_path)
         # the namespace, close the relays.
         try:
             netns.link(True)
-        except subprocess.CalledProcessError:
+        except (subprocess.SubprocessError, OSError):
             pass
         stack.stop("hostB", signal.SIGTERM, timeout=10)
         netns.remove()

@@ -56,6 +56,21 @@ def finish_task(claim: lifecycle.Claim, result: dict) -> str:
     return "lost"
 
 
+def drop_late_leftovers(sc: stages.StageClaim) -> None:
+    """A runner that lost its stage (a host cut off the network long enough for another to take
+    the stage over) may upload after the task ended, when the task's artifacts were already
+    removed: remove what it left as the task's end did."""
+    status = stages.task_status(sc.task_id)
+    if status in FINAL:
+        ended(sc.task_id, status)
+
+
+def lost_stage(task: Any, sc: stages.StageClaim, why: str) -> None:
+    """End the message of a runner that lost its stage: its leftovers go, the message is ignored."""
+    drop_late_leftovers(sc)
+    ignore(task, why)
+
+
 @shared_task(name=TaskName.GENERATE, bind=True)
 def generate(self: Any, task_id: str, attempt: int) -> str:
     """Claim one task attempt, write its storyboard and stage rows, publish the first stages."""
@@ -111,19 +126,25 @@ def run_stage(self: Any, task_id: str, attempt: int, stage_id: str) -> str:
             stages.end_stage(sc, StageStatus.CANCELLED)
             if keeper.cancel_requested and lifecycle.finish_cancelled(sc.task_claim()):
                 ended(sc.task_id, TaskStatus.CANCELLED.value)
+            elif keeper.lost:
+                drop_late_leftovers(sc)
             self.update_state(state=states.REVOKED)
             raise Ignore() from None
         except BadBrief as exc:
-            stages.end_stage(sc, StageStatus.FAILED, lifecycle.error_record(exc, sc.kind))
+            if not stages.end_stage(sc, StageStatus.FAILED, lifecycle.error_record(exc, sc.kind)):
+                lost_stage(self, sc, f"lost the stage lease before failing: {exc}")
             ended(sc.task_id, lifecycle.fail_or_retry(sc.task_claim(), exc, sc.kind, retryable=False))
             raise
         except (SoftTimeLimitExceeded, Exception) as exc:
             log.exception("task %s failed at %s", task_id, stage_id)
-            stages.end_stage(sc, StageStatus.FAILED, lifecycle.error_record(exc, sc.kind))
+            # A runner cut off long enough for its stage to be taken over fails late (its upload
+            # found no network): the stage is another runner's now, and so is the attempt's fate.
+            if not stages.end_stage(sc, StageStatus.FAILED, lifecycle.error_record(exc, sc.kind)):
+                lost_stage(self, sc, f"lost the stage lease before failing: {exc}")
             ended(sc.task_id, lifecycle.fail_or_retry(sc.task_claim(), exc, sc.kind, retryable=True))
             raise
     if not stages.finish_stage(sc, keys):
-        ignore(self, "lost the stage lease")
+        lost_stage(self, sc, "lost the stage lease")
     if stages.end_cancelled_if_idle(sc.task_id):  # the cancel came as this stage finished
         self.update_state(state=states.REVOKED)
         raise Ignore()

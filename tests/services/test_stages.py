@@ -115,3 +115,67 @@ def test_cancel_with_a_stage_running_leaves_the_end_to_the_stage(app, make_task)
     keeper._tick()
     assert keeper.cancelled()
     assert lifecycle.finish_cancelled(sc.task_claim())
+
+
+def test_a_runner_that_lost_its_stage_and_then_fails_leaves_the_attempt_alone(app, make_task, monkeypatch):
+    """A host cut off the network mid-stage: its lease expires, another host takes the stage over,
+    and the cut host's upload then fails. That failure is not the attempt's (the new runner may well
+    finish the stage): the task stays processing at the same attempt."""
+    from webapp.models import RenderTask
+    from webapp.storage import StorageError
+    from worker import tasks as worker_tasks
+
+    task, _claim = planned(make_task)
+    stages.advance(task.id, 1)
+
+    class CutOff:
+        def storyboard(self):
+            db.session.execute(db.update(RenderStage).where(RenderStage.task_id == task.id,
+                                                            RenderStage.stage_id == "visuals")
+                               .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+            db.session.commit()
+            assert reconcile.reconcile()["stages_republished"] == 1
+            taken = stages.claim_stage(task.id, 1, "visuals", "render@hostA:2:bb", "render@hostA")
+            assert isinstance(taken, stages.StageClaim)
+            raise StorageError("upload of work/x/visuals failed: no route to host")
+
+    monkeypatch.setattr(worker_tasks, "artifacts_of", lambda task_id: CutOff())
+    result = worker_tasks.run_stage.apply(args=[task.id, 1, "visuals"])
+    db.session.expire_all()
+    row = db.session.get(RenderTask, task.id)
+    assert (row.status, row.attempt) == ("processing", 1)
+    assert "retry" not in [e.kind for e in events_of(task.id)]
+    visuals = rows(task.id)["visuals"]
+    assert (visuals.status, visuals.runner, visuals.tries) == ("running", "render@hostA", 2)
+    assert result.state == "IGNORED", result.state
+
+
+def test_a_runner_that_lost_its_stage_removes_what_it_uploaded_after_the_task_ended(app, make_task, monkeypatch):
+    """A host cut off the network mid-stage comes back after another host completed the task, and
+    its upload goes through: what it uploaded is removed, as the task's end removed the rest."""
+    from webapp.models import RenderTask
+    from webapp.storage import get_storage, work_key
+    from worker import tasks as worker_tasks
+
+    task, _claim = planned(make_task)
+    stages.advance(task.id, 1)
+    storage = get_storage()
+
+    class BackTooLate:
+        def storyboard(self):
+            return BOARD
+
+        def run(self, board, stage_id, progress, cancelled):
+            db.session.execute(db.update(RenderStage).where(RenderStage.task_id == task.id,
+                                                            RenderStage.stage_id == "visuals")
+                               .values(owner="render@hostA:2:bb", runner="render@hostA", status="done"))
+            db.session.execute(db.update(RenderTask).where(RenderTask.id == task.id).values(status="completed"))
+            db.session.commit()
+            storage.put_bytes(work_key(task.id, "visuals-late/manifest.json"), b"{}")
+            return [work_key(task.id, "visuals-late")], None
+
+    monkeypatch.setattr(worker_tasks, "artifacts_of", lambda task_id: BackTooLate())
+    result = worker_tasks.run_stage.apply(args=[task.id, 1, "visuals"])
+    assert list(storage.list(f"work/{task.id}/")) == []
+    assert rows(task.id)["visuals"].runner == "render@hostA"
+    assert result.state in ("IGNORED", "REVOKED"), result.state

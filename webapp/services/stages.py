@@ -183,6 +183,13 @@ def claim_stage(task_id: str, attempt: int, stage_id: str, owner: str, runner: s
                       time.monotonic())
 
 
+def task_status(task_id: str) -> str | None:
+    """The task's status now (None for a task that is gone)."""
+    status = db.session.execute(select(RenderTask.status).where(RenderTask.id == task_id)).scalar()
+    db.session.rollback()
+    return status
+
+
 def end_cancelled_if_idle(task_id: str) -> bool:
     """End a cancel-requested attempt that no stage is running (its stages wait in queues, or the
     last one finished as the cancel came). Whoever commits second of the cancel flag and a stage's

@@ -18,7 +18,7 @@ from webapp.catalog import stage_kind
 from webapp.storage import NotFound, Storage, output_key, scratch_dir, work_key, work_prefix
 from worker.pipeline import PipelineError, assemble, render_audio, render_chunk, render_visuals
 from worker.pipeline.cache import stage_key
-from worker.pipeline.compose import chunk_files, chunk_path, visuals_dir
+from worker.pipeline.compose import chunk_files, chunk_path, chunk_runs_path, visuals_dir
 
 StageProgress = Callable[[float, str], None]
 
@@ -130,6 +130,8 @@ class Artifacts:
             self._fetch_folder(visuals_dir(board, Path()).name, VISUALS_META, scratch,
                                only=lambda manifest: chunk_files(board, manifest, index))
             path = render_chunk(board, index, scratch, progress, cancelled)
+            runs = chunk_runs_path(board, index, scratch)
+            self.storage.put_file(self.key(runs.name), runs)  # before the chunk, which closes the pair
             self.storage.put_file(self.key(name), path)
         return [self.key(name)]
 
@@ -145,6 +147,12 @@ class Artifacts:
                 self.storage.get_files(work_prefix(self.task_id), names, scratch)
             except NotFound as exc:
                 raise PipelineError(f"chunks not rendered: {exc}", "assemble") from None
+            try:  # the chunks' black and frozen runs; without them the gate decodes the video
+                self.storage.get_files(work_prefix(self.task_id),
+                                       [chunk_runs_path(board, c["index"], Path()).name for c in board["chunks"]],
+                                       scratch)
+            except NotFound:
+                pass
             self._fetch_folder(self._folder_name(board, "audio"), AUDIO_META, scratch)
             out = scratch / "out"
             result = assemble(board, scratch, out, progress, cancelled)

@@ -23,7 +23,7 @@ from .cache import remove_quietly, stage_key, temp_path, write_json_atomic
 from .clips import grab_frame
 from .errors import Cancelled, PipelineError
 from .images import render_visuals
-from .probe import probe_media, quality_gate
+from .probe import chunk_stretches, probe_media, quality_gate
 from .proc import allotted_cores, run_ffmpeg
 
 THUMB_WIDTH = 320
@@ -202,6 +202,11 @@ def chunk_path(board: dict, index: int, work_dir: Path) -> Path:
     return Path(work_dir) / f"chunk{index:03d}-{stage_key(board, 'render', index)}.mp4"
 
 
+def chunk_runs_path(board: dict, index: int, work_dir: Path) -> Path:
+    """The black and frozen runs of a rendered chunk (probe.chunk_stretches), written before it."""
+    return chunk_path(board, index, work_dir).with_suffix(".json")
+
+
 def render_chunk(board: dict, index: int, work_dir: Path, progress, cancelled, threads: int | None = None) -> Path:
     """Encode chunk `index` (exact frame count, starts on a keyframe); cached by content. ffmpeg
     uses `threads` threads for the filters and for x264 (default: every core this process may use)."""
@@ -231,6 +236,10 @@ def render_chunk(board: dict, index: int, work_dir: Path, progress, cancelled, t
              *encoder_args(board, threads), "-an", "-f", "mp4", str(tmp)],
             "render", cancelled, total_frames=frames, on_frames=on_frames, partial=[tmp],
         )
+        # The gate's black and frozen runs, found here on each chunk's host rather than by
+        # decoding the whole video again in the assembly (probe.stretches_over_limits).
+        write_json_atomic(chunk_runs_path(board, index, work_dir),
+                          chunk_stretches(tmp, board["fps"], frames, cancelled))
         os.replace(tmp, final)
     finally:
         remove_quietly(graph_file)
@@ -286,7 +295,10 @@ def assemble(board: dict, work_dir: Path, out_dir: Path, progress, cancelled) ->
             partial=[video_tmp],
         )
         progress(0.45, "Checking the video")
-        info = quality_gate(video_tmp, board, cancelled)
+        runs = [chunk_runs_path(board, c["index"], work_dir) for c in board["chunks"]]
+        chunk_runs = ([json.loads(path.read_text(encoding="utf-8")) for path in runs]
+                      if all(path.is_file() for path in runs) else None)
+        info = quality_gate(video_tmp, board, cancelled, chunk_runs)
         progress(0.85, "Writing poster and thumbnail")
         poster_tmp = temp_path(out_dir / names["poster"])
         if cancelled():
@@ -337,5 +349,5 @@ def assemble(board: dict, work_dir: Path, out_dir: Path, progress, cancelled) ->
     return result
 
 
-__all__ = ["assemble", "chunk_files", "chunk_graph", "chunk_scenes", "encoder_args", "filter_thread_args", "poster_time", "probe_media",
+__all__ = ["assemble", "chunk_files", "chunk_graph", "chunk_runs_path", "chunk_scenes", "encoder_args", "filter_thread_args", "poster_time", "probe_media",
            "render_chunk"]

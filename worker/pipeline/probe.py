@@ -138,23 +138,89 @@ _FREEZE_START = re.compile(r"freeze_start: ([\d.]+)")
 _FREEZE_DURATION = re.compile(r"freeze_duration: ([\d.]+)")
 
 
-def detect_black_and_frozen(path, cancelled, max_black: float = 1.0, max_freeze: float = 2.0) -> dict:
-    """Run blackdetect + freezedetect over the video; lists of (start, duration) stretches."""
+#: The gate's limits: a black stretch longer than MAX_BLACK or a frozen one longer than MAX_FREEZE
+#: seconds fails the video (unless it lies within the user's own material).
+MAX_BLACK, MAX_FREEZE = 1.0, 2.0
+
+
+def detect_black_and_frozen(path, cancelled, max_black: float = MAX_BLACK, max_freeze: float = MAX_FREEZE,
+                            start: float | None = None, seconds: float | None = None) -> dict:
+    """Run blackdetect + freezedetect over the video (or `seconds` of it from `start`); lists of
+    (start, duration) stretches in the video's time. A stretch still open at the end has an
+    infinite duration."""
+    window = [] if start is None else ["-ss", f"{max(0.0, start):.6f}", "-t", f"{seconds:.6f}"]
     log = run_child(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "info", "-i", str(path), "-an",
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "info", *window, "-i", str(path), "-an",
          "-vf", f"blackdetect=d={max_black}:pix_th=0.10,freezedetect=n=-60dB:d={max_freeze}",
          "-f", "null", "-"],
         "assemble", cancelled,
     )
-    black = [(float(a), float(d)) for a, _b, d in _BLACK.findall(log)]
-    starts = [float(x) for x in _FREEZE_START.findall(log)]
+    shift = max(0.0, start or 0.0)
+    black = [(float(a) + shift, float(d)) for a, _b, d in _BLACK.findall(log)]
+    starts = [float(x) + shift for x in _FREEZE_START.findall(log)]
     durations = [float(x) for x in _FREEZE_DURATION.findall(log)]
     frozen = [(s, durations[i] if i < len(durations) else float("inf")) for i, s in enumerate(starts)]
     return {"black": black, "frozen": frozen}
 
 
-def quality_gate(path: Path, board: dict, cancelled) -> dict:
-    """Check streams, duration, resolution, frame count, moov placement, black and frozen stretches."""
+def chunk_stretches(path, fps: int, frames: int, cancelled) -> dict:
+    """Every black and frozen run of a rendered chunk that lasts 1.5 frames or more, for the gate
+    to join across chunk boundaries (`joined_stretches`), so the assembly need not decode the
+    whole video again: {"seconds", "black": [(start, duration)], "frozen": [...]}."""
+    seconds = frames / fps
+    edge = 1.5 / fps
+    found = detect_black_and_frozen(path, cancelled, max_black=edge, max_freeze=edge)
+    return {"seconds": seconds,
+            **{kind: [(s, min(d, seconds - s)) for s, d in found[kind]] for kind in ("black", "frozen")}}
+
+
+def joined_stretches(parts: list[dict], fps: int) -> dict:
+    """The runs of every chunk (in order) in the video's time, a run that reaches the end of one
+    chunk joined with one that starts the next. {"black": [(start, duration)], "frozen":
+    [(start, duration, pieces)]}, pieces being the durations that were joined.
+
+    Blackness is a property of each frame, so joined black runs are exact. Whether a frozen run
+    goes on across a boundary depends on the two frames on either side, which no chunk saw
+    together: `stretches_over_limits` checks such a run on the video itself when it matters."""
+    tol = 1.5 / fps
+    out: dict[str, list] = {}
+    for kind in ("black", "frozen"):
+        runs: list[list] = []  # [start, end, pieces]
+        offset = 0.0
+        for part in parts:
+            for s, d in part[kind]:
+                if runs and s <= tol and abs(runs[-1][1] - offset) <= tol and offset > 0:
+                    runs[-1][1] = offset + s + d
+                    runs[-1][2].append(d)
+                else:
+                    runs.append([offset + s, offset + s + d, [d]])
+            offset += part["seconds"]
+        out[kind] = [(a, b - a, pieces) for a, b, pieces in runs]
+    return {"black": [(a, d) for a, d, _ in out["black"]], "frozen": out["frozen"]}
+
+
+def stretches_over_limits(path, parts: list[dict], fps: int, cancelled) -> dict:
+    """The gate's black and frozen stretches from the chunks' runs: those over the limits. A frozen
+    run joined across a boundary whose pieces are each within the limit is checked on `path`
+    (the joined video, from a little before it to a little after), which decides it exactly."""
+    joined = joined_stretches(parts, fps)
+    black = [(s, d) for s, d in joined["black"] if d >= MAX_BLACK]
+    frozen = []
+    for s, d, pieces in joined["frozen"]:
+        if d < MAX_FREEZE:
+            continue
+        if len(pieces) == 1 or max(pieces) >= MAX_FREEZE:
+            frozen.append((s, d))
+            continue
+        margin = 2.0 / fps
+        window = detect_black_and_frozen(path, cancelled, start=s - margin, seconds=d + 2 * margin)
+        frozen += [(a, b) for a, b in window["frozen"] if a < s + d and a + b > s]
+    return {"black": black, "frozen": frozen}
+
+
+def quality_gate(path: Path, board: dict, cancelled, chunk_runs: list[dict] | None = None) -> dict:
+    """Check streams, duration, resolution, frame count, moov placement, black and frozen stretches
+    (from the chunks' own runs, `chunk_runs`, when every chunk has them; else by decoding `path`)."""
     info = probe_media(path)
     problems = []
     fps, total = board["fps"], board["total_frames"]
@@ -176,7 +242,10 @@ def quality_gate(path: Path, board: dict, cancelled) -> dict:
     if "moov" not in atoms or "mdat" not in atoms or atoms.index("moov") > atoms.index("mdat"):
         problems.append(f"moov atom is not before mdat ({atoms})")
     if not problems:
-        found = detect_black_and_frozen(path, cancelled)
+        if chunk_runs is not None:
+            found = stretches_over_limits(path, chunk_runs, fps, cancelled)
+        else:
+            found = detect_black_and_frozen(path, cancelled)
         problems += [f"black stretch of {d:.2f} s at {s:.2f} s" for s, d in found["black"]]
         problems += [f"frozen stretch of {d:.2f} s at {s:.2f} s" for s, d in found["frozen"]
                      if not inside_asset_scenes(board, s, d)]

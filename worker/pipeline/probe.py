@@ -141,6 +141,10 @@ _FREEZE_DURATION = re.compile(r"freeze_duration: ([\d.]+)")
 #: The gate's limits: a black stretch longer than MAX_BLACK or a frozen one longer than MAX_FREEZE
 #: seconds fails the video (unless it lies within the user's own material).
 MAX_BLACK, MAX_FREEZE = 1.0, 2.0
+#: Frames closer than this (freezedetect's mean absolute difference) count as the same picture. A
+#: stalled picture repeats frames exactly (difference 0); one zoom step of a smooth 3840x2160
+#: background differs by about -62 dB, so -60 dB took a slow 4K zoom for a freeze.
+FREEZE_NOISE = "-70dB"
 
 
 def detect_black_and_frozen(path, cancelled, max_black: float = MAX_BLACK, max_freeze: float = MAX_FREEZE,
@@ -151,7 +155,7 @@ def detect_black_and_frozen(path, cancelled, max_black: float = MAX_BLACK, max_f
     window = [] if start is None else ["-ss", f"{max(0.0, start):.6f}", "-t", f"{seconds:.6f}"]
     log = run_child(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "info", *window, "-i", str(path), "-an",
-         "-vf", f"blackdetect=d={max_black}:pix_th=0.10,freezedetect=n=-60dB:d={max_freeze}",
+         "-vf", f"blackdetect=d={max_black}:pix_th=0.10,freezedetect=n={FREEZE_NOISE}:d={max_freeze}",
          "-f", "null", "-"],
         "assemble", cancelled,
     )

@@ -109,7 +109,9 @@ def main() -> int:
             while True:
                 db.session.rollback()
                 row = db.session.get(RenderTask, task.id)
-                if row.status in ("completed", "failed", "cancelled"):
+                # "retry": an attempt failed (say at the quality gate); the next one would reuse
+                # the rendered chunks, and this bench only needs one attempt's processes.
+                if row.status in ("completed", "failed", "cancelled", "retry"):
                     break
                 time.sleep(1)
         sampler.halt.set()

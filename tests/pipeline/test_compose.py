@@ -197,6 +197,44 @@ def test_chunks_of_any_frame_count_join_to_the_exact_duration(tmp_path):
         assert abs(info["duration"] - chunk["frames"] / 30) < 1e-3, (chunk, info["duration"])
 
 
+def _x264_options(video: Path) -> str:
+    """The option string x264 writes into the stream (its SEI), e.g. "... bframes=3 ..."."""
+    data = video.read_bytes()
+    start = data.index(b"x264 - core")
+    return data[start:data.index(b"\0", start)].decode()
+
+
+def test_large_frames_encode_with_fewer_frames_in_memory_and_join(tmp_path):
+    """Above 2560x1440 every chunk is encoded with sliced threads, a 3-frame lookahead and one
+    B-frame (x264's frames are the render's largest memory), and the chunks still join by stream
+    copy to the exact frame count; smaller videos keep the preset's settings."""
+    small = build_storyboard({**E2E_BRIEF, "config": {"resolution": "1280x720", "quality": "medium"}})
+    assert not compose_module.large_frames(small) and compose_module.render_env(small) is None
+    assert compose_module.encoder_args(small, 2)[compose_module.encoder_args(small, 2).index("-x264-params") + 1] \
+        == "8x8dct=1:scenecut=0"
+    brief = {**E2E_BRIEF, "target_duration_id": 8, "config": {"resolution": "2576x1450", "quality": "medium"}}
+    board = build_storyboard(brief)
+    assert compose_module.large_frames(board)
+    assert compose_module.render_env(board)["MALLOC_MMAP_THRESHOLD_"] == str(1 << 20)
+    assert len(board["chunks"]) == 2 and board["preset"] == "veryfast"
+    # Never more B-frames or lookahead than the preset has: ultrafast has neither.
+    assert compose_module.large_frame_x264("ultrafast") == "sliced-threads=1:rc-lookahead=0:bframes=0"
+    render_visuals(board, tmp_path, lambda *a: None, never)
+    chunks = [render_chunk(board, chunk["index"], tmp_path, lambda *a: None, never, threads=2)
+              for chunk in board["chunks"]]
+    for path in chunks:
+        options = _x264_options(path).split()
+        assert {"sliced_threads=1", "slices=2", "rc_lookahead=3", "bframes=1", "mbtree=1"} <= set(options), options
+    concat = tmp_path / "list.txt"
+    concat.write_text("".join(f"file '{p}'\n" for p in chunks), encoding="utf-8")
+    joined = tmp_path / "joined.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "concat", "-safe", "0", "-i", str(concat), "-c", "copy",
+                    str(joined)], check=True)
+    assert count_video_frames(joined) == board["total_frames"]
+    info = probe_media(joined)
+    assert (info["width"], info["height"], info["profile"]) == (2576, 1450, "High")
+
+
 def test_camera_zoom_stays_centred_on_every_frame(tmp_path):
     """The zoom's scale and crop take the same frame's size: a vertical edge at the middle of the
     background stays at the middle of every frame (a crop a frame behind the scale moved the

@@ -27,15 +27,43 @@ from .probe import chunk_stretches, probe_media, quality_gate
 from .proc import allotted_cores, run_ffmpeg
 
 THUMB_WIDTH = 320
+#: Input options of a still PNG: decoded once, so decoder threads would only hold more buffers.
+STILL_INPUT = ("-threads", "1")
+
+
+#: Frames above this many pixels are rendered with fewer of them in memory at once (`large_frames`).
+LARGE_FRAME_PIXELS = 2560 * 1440
+#: B-frames and lookahead frames of the x264 presets (x264's own tables).
+PRESET_BFRAMES_LOOKAHEAD = {"ultrafast": (0, 0), "superfast": (3, 0), "veryfast": (3, 10), "faster": (3, 20),
+                            "fast": (3, 30), "medium": (3, 40), "slow": (3, 50), "slower": (3, 60)}
+
+
+def large_frame_x264(preset: str) -> str:
+    """x264 options for large frames. x264 keeps 22-50 MB per 3840x2160 frame it holds (the
+    picture, its half-size lookahead copy, and for reference frames the half-pel planes); with
+    veryfast's defaults (3 B-frames, a 10-frame lookahead, frame threads) it held ~900 MB at
+    3840x2160. Sliced threads encode one frame at a time on every thread; at most a 3-frame
+    lookahead (it still feeds the macroblock tree) and one B-frame. Never more than the preset's."""
+    bframes, lookahead = PRESET_BFRAMES_LOOKAHEAD.get(preset, (3, 60))
+    return f"sliced-threads=1:rc-lookahead={min(3, lookahead)}:bframes={min(1, bframes)}"
+
+
+def large_frames(board: dict) -> bool:
+    """Whether the video's frames are big enough to render with the memory-saving settings."""
+    return board["width"] * board["height"] > LARGE_FRAME_PIXELS
 
 
 def encoder_args(board: dict, threads: int) -> list[str]:
-    """Identical x264 settings for every chunk (required for the stream-copy join)."""
+    """Identical x264 settings for every chunk (required for the stream-copy join): they depend on
+    the storyboard (and the thread count) only."""
+    params = "8x8dct=1:scenecut=0"
+    if large_frames(board):
+        params += ":" + large_frame_x264(board["preset"])
     return [
         "-c:v", "libx264", "-preset", board["preset"], "-crf", str(board["crf"]),
         "-profile:v", "high", "-pix_fmt", "yuv420p",
         # 8x8 transforms keep even the ultrafast preset in the High profile.
-        "-x264-params", "8x8dct=1:scenecut=0",
+        "-x264-params", params,
         "-g", str(board["fps"] * 4), "-threads", str(threads),
         "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
         # A track timescale that is a multiple of the frame rate: with MP4's default (12800 for
@@ -43,6 +71,19 @@ def encoder_args(board: dict, threads: int) -> list[str]:
         # drifts by a frame or more.
         "-video_track_timescale", str(board["fps"] * 512),
     ]
+
+
+def render_env(board: dict) -> dict[str, str] | None:
+    """Environment of the render ffmpeg (None: this process's own).
+
+    For large frames glibc's malloc gets a fixed mmap threshold: with its default, which rises to
+    the largest block freed, the frame buffers that the zoom's `scale` reallocates at each new
+    size come from the heap once freed and their pages are kept (~100 MB more at 3840x2160);
+    above a fixed threshold each is mapped, and unmapped when freed. Output is unchanged.
+    """
+    if not large_frames(board):
+        return None
+    return {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
 
 
 def filter_thread_args(threads: int) -> list[str]:
@@ -151,7 +192,7 @@ def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> t
             inputs += [*own_material.CLIP_INPUT, "-i", str(visuals_dir / art["clip"])]
             parts.append(own_material.clip_chain(bg, offset, count, board, label))
         else:
-            inputs += ["-i", str(visuals_dir / art["bg"])]
+            inputs += [*STILL_INPUT, "-i", str(visuals_dir / art["bg"])]
             # Piece frames where a layer slides in, and the last frame, which `fps` repeats up to.
             moving = [(max(0, layer["start"] - offset), layer["start"] - offset + text_in) for layer in layers
                       if 0 < layer["start"] - offset + text_in and layer["start"] - offset < count]
@@ -163,7 +204,7 @@ def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> t
         current = f"{label}b0"
         for k, layer in enumerate(layers):
             src = inputs.count("-i")
-            inputs += ["-i", str(visuals_dir / layer["png"])]
+            inputs += [*STILL_INPUT, "-i", str(visuals_dir / layer["png"])]
             chain = f"[{src}:v]format=yuva420p,loop=loop={count - 1}:size=1:start=0,settb=expr=1/{fps},setpts=N,fps={fps}"
             start = layer["start"] - offset  # frames from the start of this piece
             if start + text_in <= 0:
@@ -234,7 +275,7 @@ def render_chunk(board: dict, index: int, work_dir: Path, progress, cancelled, t
             [*filter_thread_args(threads), *inputs, "-/filter_complex", str(graph_file),
              "-map", "[out]", "-frames:v", str(frames), "-fps_mode", "passthrough",
              *encoder_args(board, threads), "-an", "-f", "mp4", str(tmp)],
-            "render", cancelled, total_frames=frames, on_frames=on_frames, partial=[tmp],
+            "render", cancelled, total_frames=frames, on_frames=on_frames, partial=[tmp], env=render_env(board),
         )
         # The gate's black and frozen runs, found here on each chunk's host rather than by
         # decoding the whole video again in the assembly (probe.stretches_over_limits).
@@ -349,5 +390,5 @@ def assemble(board: dict, work_dir: Path, out_dir: Path, progress, cancelled) ->
     return result
 
 
-__all__ = ["assemble", "chunk_files", "chunk_graph", "chunk_runs_path", "chunk_scenes", "encoder_args", "filter_thread_args", "poster_time", "probe_media",
-           "render_chunk"]
+__all__ = ["assemble", "chunk_files", "chunk_graph", "chunk_runs_path", "chunk_scenes", "encoder_args",
+           "filter_thread_args", "large_frames", "poster_time", "probe_media", "render_chunk", "render_env"]

@@ -72,8 +72,10 @@ def run_child(
     partial: Iterable[Path] = (),
     on_line: Callable[[str], None] | None = None,
     on_tick: Callable[[], None] | None = None,
+    env: dict[str, str] | None = None,
 ) -> str:
-    """Run a child, polling `cancelled` every POLL_SECONDS; return its stderr.
+    """Run a child, polling `cancelled` every POLL_SECONDS; return its stderr. `env`: the child's
+    environment (default: this process's).
 
     On cancel the child is terminated (then killed), `partial` files are deleted and
     Cancelled is raised. A non-zero exit deletes `partial` and raises PipelineError.
@@ -82,7 +84,7 @@ def run_child(
     try:
         child = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            preexec_fn=die_with_parent(),
+            preexec_fn=die_with_parent(), env=env,
         )
     except OSError as exc:
         raise PipelineError(f"cannot start {cmd[0]}: {exc}", stage) from exc
@@ -144,6 +146,7 @@ def run_ffmpeg(
     total_frames: int = 0,
     on_frames: Callable[[int], None] | None = None,
     partial: Iterable[Path] = (),
+    env: dict[str, str] | None = None,
 ) -> str:
     """Run the encoding ffmpeg with `-progress pipe:1`, reporting encoded frames."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
@@ -156,4 +159,4 @@ def run_ffmpeg(
             except ValueError:
                 pass
 
-    return run_child(cmd, stage, cancelled, partial=partial, on_line=on_line)
+    return run_child(cmd, stage, cancelled, partial=partial, on_line=on_line, env=env)

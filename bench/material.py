@@ -65,15 +65,16 @@ def brief(seconds: int, resolution: str, assets: list[str] | None, quality: str 
 
 
 def video_seconds(the_brief: dict, root: Path) -> float:
-    """Wall seconds of the visuals and every chunk (the part the material changes)."""
-    from worker.pipeline import build_storyboard, render_chunk, render_visuals
+    """Wall seconds of the visuals and every chunk (the part the material changes), the chunks
+    rendered as the pipeline renders them (`render_chunks`: one per core, side by side)."""
+    from worker.pipeline import build_storyboard, render_visuals
+    from worker.pipeline.run import render_chunks
 
     work = root / f"w-{time.monotonic_ns()}"
     board = build_storyboard(the_brief)
     started = time.perf_counter()
     render_visuals(board, work, lambda *_: None, lambda: False)
-    for chunk in board["chunks"]:
-        render_chunk(board, chunk["index"], work, lambda *_: None, lambda: False)
+    render_chunks(board, work, lambda *_: None, lambda: False)
     wall = time.perf_counter() - started
     shutil.rmtree(work, ignore_errors=True)
     return wall

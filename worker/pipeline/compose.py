@@ -189,8 +189,9 @@ def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> t
         label = f"s{i}"
         layers = art["layers"]
         if art.get("clip"):  # a scene from the user's clip (worker/pipeline/material.py)
-            inputs += [*own_material.CLIP_INPUT, "-i", str(visuals_dir / art["clip"])]
-            parts.append(own_material.clip_chain(bg, offset, count, board, label))
+            loop = art.get("clip_loop")
+            inputs += [*own_material.clip_input(offset, fps, loop), "-i", str(visuals_dir / art["clip"])]
+            parts.append(own_material.clip_chain(bg, offset, count, board, label, loop))
         else:
             inputs += [*STILL_INPUT, "-i", str(visuals_dir / art["bg"])]
             # Piece frames where a layer slides in, and the last frame, which `fps` repeats up to.

@@ -171,7 +171,10 @@ def render_visuals(board: dict, work_dir: Path, progress, cancelled) -> dict:
                 img.save(tmp / name, compress_level=1)
                 layers.append({"png": name, "x": x, "y": y, "w": img.width, "h": img.height,
                                "start": start, "slide": slide})
-            entry = {"clip": clip} if clip else {"bg": f"scene{i:02d}-bg.png"}
+            if clip:
+                entry = {"clip": clip, "clip_loop": own_material.clip_loop(tmp / clip)}
+            else:
+                entry = {"bg": f"scene{i:02d}-bg.png"}
             entry["layers"] = layers
             scenes.append(entry)
         manifest = {"dir": str(final), "bg_size": list(bg_size), "scenes": scenes}

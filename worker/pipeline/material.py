@@ -290,17 +290,60 @@ def scene_clip(scene: dict, board: dict, index: int, out_dir: Path, assets_dir: 
     return name
 
 
-#: ffmpeg input options of a clip scene: loop it for as long as the scene needs.
-CLIP_INPUT = ("-stream_loop", "-1")
+def clip_loop(path: Path) -> dict:
+    """What the chunks need to start a clip scene's piece mid-clip: how long one pass of its
+    picture lasts as `-stream_loop` plays it (only the video stream is used, so ffmpeg loops after
+    the video's own duration) and its frame rate. Empty when the file does not say (a container
+    duration may include a longer sound track)."""
+    from webapp.mediaprobe import ProbeError, audio_stream, probe, video_stream
+
+    try:
+        info = probe(path)
+    except ProbeError:
+        return {}
+    video = video_stream(info) or {}
+    seconds = video.get("duration") or (None if audio_stream(info) else info.get("duration"))
+    if not seconds or seconds <= 0 or not video.get("fps"):
+        return {}
+    return {"seconds": float(seconds), "rate": float(video["fps"])}
 
 
-def clip_chain(input_index: int, offset: int, count: int, board: dict, label: str) -> str:
+def _clip_seek(offset: int, fps: int, loop: dict | None) -> tuple[float, int] | None:
+    """(input seek in seconds, board frames of lead-in) for a piece starting at scene frame
+    `offset`, or None to decode from the clip's start.
+
+    The seek lands `lead` board frames before the piece's first frame, where the loop is at that
+    moment, and `fps` (anchored by start_time) drops the lead-in: the frames are the same as when
+    the looped clip is decoded from its start, with the same rounding of the rate conversion,
+    because the seek moves the clip's times by whole board frames plus whole passes."""
+    if not loop or offset <= 0:
+        return None
+    lead = math.ceil(fps / loop["rate"]) + 1  # the clip frame showing at the piece's first frame
+    seek = math.fmod(offset / fps, loop["seconds"]) - lead / fps
+    return (seek, lead) if seek > 0 else None
+
+
+def clip_input(offset: int, fps: int, loop: dict | None) -> list[str]:
+    """ffmpeg input options of a clip scene's piece starting at scene frame `offset`: loop the clip
+    for as long as the scene needs, and start just before where the loop is at that frame.
+
+    Seeking the input (rather than trimming the frames before the piece) spares decoding and
+    filtering the scene's earlier frames only to drop them, in every chunk but the scene's first."""
+    seek = _clip_seek(offset, fps, loop)
+    return ["-stream_loop", "-1", *(["-ss", f"{seek[0]:.6f}"] if seek else [])]
+
+
+def clip_chain(input_index: int, offset: int, count: int, board: dict, label: str, loop: dict | None = None) -> str:
     """Filter chain of a clip scene's piece: the looped clip at the board's rate, its frames
-    offset..offset+count, scaled and centre-cropped to cover the frame, sound left out."""
+    offset..offset+count, scaled and centre-cropped to cover the frame, sound left out. `loop`
+    (from `clip_loop`) is what `clip_input` seeked with."""
     width, height, fps = board["width"], board["height"], board["fps"]
-    return (f"[{input_index}:v]fps={fps},trim=start_frame={offset}:end_frame={offset + count},"
+    seek = _clip_seek(offset, fps, loop)
+    rate = f"fps={fps}:start_time={seek[1] / fps:.6f}" if seek else f"fps={fps}"
+    first = 0 if seek else offset
+    return (f"[{input_index}:v]{rate},trim=start_frame={first}:end_frame={first + count},"
             f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=bicubic,"
-            f"crop={width}:{height},setsar=1,settb=expr=1/{fps},setpts=N,fps={fps},format=yuv420p[{label}b0]")
+            f"crop={width}:{height},setsar=1,settb=expr=1/{fps},setpts=N,format=yuv420p[{label}b0]")
 
 
 # --- text style: the brand's font, the subtitles' size, colour, outline and position ---------------

@@ -307,3 +307,39 @@ def test_a_failed_chunk_stops_the_chunk_beside_it(tmp_path, monkeypatch):
         run_module.render_chunks(board, tmp_path, lambda *a: None, never)
     assert stopped.is_set()
     assert len(calls) == 2  # no chunk started after the failure
+
+
+def zoom_widths(board: dict, scene_index: int) -> list[int]:
+    """The zoomed width of every frame of a scene, evaluated from the render's own scale expression."""
+    import math
+    import re
+
+    scene = board["scenes"][scene_index]
+    chain = compose_module._zoom_chain(scene, board, 0, [])
+    width_expr = re.search(r"scale=w='([^']+)'", chain).group(1)
+    fps = board["fps"]
+    names = {"trunc": math.trunc, "mod": math.fmod, "abs": abs, "round": round}
+    return [eval(width_expr, names, {"t": n / fps}) for n in range(scene["frames"])]  # noqa: S307
+
+
+def test_a_long_scene_keeps_the_camera_moving():
+    # 600 s at 3840x2160: scenes of two minutes. One zoom over the whole scene changed the frame
+    # once a second or less, and the quality gate read 4-6 s of that as frozen; the camera now
+    # sweeps back and forth, so every 2 s window has several zoom steps.
+    board = build_storyboard({"theme_id": "产品宣传", "keywords_id": ["科技", "创新", "未来"],
+                              "target_duration_id": 600, "user_description_id": "一个展示AI技术发展的宣传视频",
+                              "config": {"quality": "medium", "resolution": "3840x2160"}})
+    fps = board["fps"]
+    scene = max(range(len(board["scenes"])), key=lambda i: board["scenes"][i]["frames"])
+    assert board["scenes"][scene]["frames"] > 100 * fps
+    widths = zoom_widths(board, scene)
+    window = 2 * fps
+    fewest = min(sum(a != b for a, b in zip(widths[k:k + window], widths[k + 1:k + window + 1], strict=False))
+                 for k in range(0, len(widths) - window, fps))
+    assert fewest >= 6
+    assert min(widths) >= 3840 and max(widths) <= round(3840 * 1.07) + 2  # within the painted margin
+    # A short scene still zooms one way across the whole scene.
+    short = build_storyboard({"theme_id": "t", "keywords_id": ["a", "b"], "target_duration_id": 20,
+                              "user_description_id": "d", "config": {"quality": "low", "resolution": "640x360"}})
+    first = zoom_widths(short, 0)
+    assert first == sorted(first) and first[0] < first[-1]

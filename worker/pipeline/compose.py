@@ -12,6 +12,7 @@ the soundtrack mix and the poster frame).
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -27,6 +28,8 @@ from .probe import chunk_stretches, probe_media, quality_gate
 from .proc import allotted_cores, run_ffmpeg
 
 THUMB_WIDTH = 320
+#: The longest one-way camera zoom; a longer scene zooms back and forth (see _zoom_chain).
+ZOOM_SWEEP_SECONDS = 30
 #: Input options of a still PNG: decoded once, so decoder threads would only hold more buffers.
 STILL_INPUT = ("-threads", "1")
 
@@ -103,10 +106,17 @@ def _zoom_chain(scene: dict, board: dict, offset: int, moving: list[tuple[int, i
     width, height = board["width"], board["height"]
     fps, z0, z1 = board["fps"], *scene["zoom"]
     span = max(1, scene["frames"] + board["transition_frames"] - 1)
+    # A long scene zooms in and out again (sweeps of ZOOM_SWEEP_SECONDS at most) rather than
+    # crawling: one sweep over two minutes moves a smooth 4K background too little per second
+    # for the eye, and for the quality gate's freeze detection.
+    sweeps = max(1, math.ceil(span / (ZOOM_SWEEP_SECONDS * fps)))
 
     def half_extra(side: int, frame: str) -> str:
         # Half the size added by the zoom at piece frame `frame` (scene frame offset+frame).
-        return f"trunc({side}*({z0 - 1:.6f}+({z1 - z0:.6f})*({frame}+{offset})/{span})/2)"
+        progress = f"({frame}+{offset})/{span}"
+        if sweeps > 1:  # a triangle wave: 0 -> 1 -> 0 ... over `sweeps` legs
+            progress = f"(1-abs(1-mod({progress}*{sweeps},2)))"
+        return f"trunc({side}*({z0 - 1:.6f}+({z1 - z0:.6f})*{progress})/2)"
 
     keep = ["eq(n,0)"] + [f"between(n,{a},{b})" for a, b in moving]
     keep += [f"not(eq({half_extra(side, 'n')},{half_extra(side, 'n-1')}))" for side in (width, height)]

@@ -52,16 +52,6 @@ def _weighted_pieces(x: np.ndarray):
         yield filtered[:size]
 
 
-def k_weight(samples: np.ndarray) -> np.ndarray:
-    """Apply the K-weighting filter to (n,) or (n, channels) samples at 48 kHz."""
-    x = np.asarray(samples)
-    flat = x.ndim == 1
-    if flat:
-        x = x[:, None]
-    out = np.concatenate(list(_weighted_pieces(x))) if x.shape[0] else np.zeros((0, x.shape[1]))
-    return out[:, 0] if flat else out
-
-
 def integrated_loudness(samples: np.ndarray, rate: int = RATE) -> float:
     """Integrated loudness in LUFS of (n,) or (n, channels) float samples in [-1, 1].
 

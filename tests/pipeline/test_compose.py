@@ -343,3 +343,17 @@ def test_a_long_scene_keeps_the_camera_moving():
                               "user_description_id": "d", "config": {"quality": "low", "resolution": "640x360"}})
     first = zoom_widths(short, 0)
     assert first == sorted(first) and first[0] < first[-1]
+
+
+def test_a_small_frame_changes_size_at_least_once_a_second():
+    # 320x180 zooms in 2-pixel steps of which a 7 % zoom has only 11: a 30 s leg changed the frame
+    # every 2.7 s, which the quality gate reads as frozen; the legs of a small frame are shorter,
+    # and the zoom rounds to the nearest step, so a turn holds a step no longer than 1.5 s.
+    board = build_storyboard({"theme_id": "t", "keywords_id": ["a", "b", "c"], "target_duration_id": 600,
+                              "user_description_id": "d", "config": {"quality": "low", "resolution": "320x180"}})
+    fps = board["fps"]
+    for index, scene in enumerate(board["scenes"]):
+        widths = zoom_widths(board, index)
+        changes = [n for n in range(1, len(widths)) if widths[n] != widths[n - 1]]
+        gaps = [b - a for a, b in zip([0, *changes], [*changes, len(widths) - 1], strict=True)]
+        assert max(gaps) <= 1.5 * fps, (index, scene["frames"], max(gaps))  # the gate allows 2 s

@@ -117,3 +117,44 @@ def test_a_piece_over_the_limit_needs_no_second_look(tmp_path, pieces):
         assert found["frozen"] == [(3.0 - pieces[0], sum(pieces))]
     else:
         assert found["frozen"] == []
+
+
+def test_every_run_of_a_long_log_is_found(tmp_path):
+    # 30 short stills between moving pieces: 90 log lines of freezedetect, more than the tail of
+    # stderr that a failing child's message keeps; none may be lost.
+    pieces = [kind for k in range(30) for kind in (("moving", 0.2), (f"still:{k * 7}", 0.4))]
+    found = detect_black_and_frozen(make_chunk(tmp_path / "many.mp4", pieces), never, max_freeze=0.2)
+    assert len(found["frozen"]) == 30
+    assert [round(s, 1) for s, _ in found["frozen"]] == [round(0.2 + 0.6 * k, 1) for k in range(30)]
+
+
+def render_runs(board: dict, folder: Path) -> list[dict]:
+    import json
+
+    from worker.pipeline import render_chunk
+    from worker.pipeline.compose import chunk_runs_path
+
+    for chunk in board["chunks"]:
+        render_chunk(board, chunk["index"], folder, lambda *_: None, never)
+    return [json.loads(chunk_runs_path(board, c["index"], folder).read_text()) for c in board["chunks"]]
+
+
+def test_the_render_records_the_runs_of_the_frames_it_draws(tmp_path):
+    # The chunks' runs come from the frames on their way to the encoder, not from a decode: a scene
+    # whose camera stands still (a stalled picture) is a freeze across its chunks, and the same
+    # storyboard with the camera moving has none.
+    from worker.pipeline import build_storyboard
+
+    board = build_storyboard({"theme_id": "t", "keywords_id": ["a", "b", "c"], "target_duration_id": 20,
+                              "user_description_id": "d", "config": {"quality": "low", "resolution": "320x180"}})
+    moving = stretches_over_limits(tmp_path / "unused.mp4", render_runs(board, tmp_path / "a"), board["fps"], never)
+    assert moving == {"black": [], "frozen": []}
+    scene = board["scenes"][2]
+    scene["zoom"] = [1.0, 1.0]
+    stalled = render_runs(board, tmp_path / "b")
+    joined = joined_stretches(stalled, board["fps"])
+    start, end = scene["start_frame"] / board["fps"], (scene["start_frame"] + scene["frames"]) / board["fps"]
+    longest = max(joined["frozen"], key=lambda run: run[1])
+    assert start - 0.1 <= longest[0] < end - MAX_FREEZE  # from when its text has settled
+    assert longest[0] + longest[1] >= end - 0.1
+    assert longest[1] >= MAX_FREEZE

@@ -24,7 +24,7 @@ from .cache import remove_quietly, stage_key, temp_path, write_json_atomic
 from .clips import grab_frame
 from .errors import Cancelled, PipelineError
 from .images import render_visuals
-from .probe import chunk_stretches, probe_media, quality_gate
+from .probe import StretchLog, chunk_edge, chunk_runs, detect_filters, probe_media, quality_gate
 from .proc import allotted_cores, run_ffmpeg
 
 THUMB_WIDTH = 320
@@ -106,17 +106,19 @@ def _zoom_chain(scene: dict, board: dict, offset: int, moving: list[tuple[int, i
     width, height = board["width"], board["height"]
     fps, z0, z1 = board["fps"], *scene["zoom"]
     span = max(1, scene["frames"] + board["transition_frames"] - 1)
-    # A long scene zooms in and out again (sweeps of ZOOM_SWEEP_SECONDS at most) rather than
-    # crawling: one sweep over two minutes moves a smooth 4K background too little per second
-    # for the eye, and for the quality gate's freeze detection.
-    sweeps = max(1, math.ceil(span / (ZOOM_SWEEP_SECONDS * fps)))
+    # A long scene zooms in and out again rather than crawling: one sweep over two minutes moves a
+    # smooth 4K background too little per second for the eye, and for the quality gate's freeze
+    # detection. A leg lasts ZOOM_SWEEP_SECONDS at most, and no longer than the 2-pixel steps of
+    # the width allow at one a second (a 320-pixel frame zooms by 11 steps).
+    steps = max(1, int(width * abs(z1 - z0) / 2))
+    sweeps = max(1, math.ceil(span / (min(ZOOM_SWEEP_SECONDS, steps) * fps)))
 
     def half_extra(side: int, frame: str) -> str:
         # Half the size added by the zoom at piece frame `frame` (scene frame offset+frame).
         progress = f"({frame}+{offset})/{span}"
         if sweeps > 1:  # a triangle wave: 0 -> 1 -> 0 ... over `sweeps` legs
             progress = f"(1-abs(1-mod({progress}*{sweeps},2)))"
-        return f"trunc({side}*({z0 - 1:.6f}+({z1 - z0:.6f})*{progress})/2)"
+        return f"round({side}*({z0 - 1:.6f}+({z1 - z0:.6f})*{progress})/2)"
 
     keep = ["eq(n,0)"] + [f"between(n,{a},{b})" for a, b in moving]
     keep += [f"not(eq({half_extra(side, 'n')},{half_extra(side, 'n-1')}))" for side in (width, height)]
@@ -255,7 +257,7 @@ def chunk_path(board: dict, index: int, work_dir: Path) -> Path:
 
 
 def chunk_runs_path(board: dict, index: int, work_dir: Path) -> Path:
-    """The black and frozen runs of a rendered chunk (probe.chunk_stretches), written before it."""
+    """The black and frozen runs of a rendered chunk (probe.chunk_runs), written before it."""
     return chunk_path(board, index, work_dir).with_suffix(".json")
 
 
@@ -271,6 +273,11 @@ def render_chunk(board: dict, index: int, work_dir: Path, progress, cancelled, t
         return final
     manifest = render_visuals(board, work_dir, lambda *_: None, cancelled)
     inputs, graph = chunk_graph(board, manifest, visuals_dir(board, work_dir), index)
+    # The quality gate's black and frozen runs are found on the frames as they go to the encoder
+    # (a second branch of the graph), so no one decodes the chunk again to check it; the assembly
+    # joins them across boundaries (probe.stretches_over_limits).
+    edge = chunk_edge(board["fps"])
+    graph += f";\n[out]split=2[enc][check];\n[check]{detect_filters(edge, edge)},nullsink"
     graph_file = temp_path(final.with_suffix(".graph.txt"))
     graph_file.write_text(graph, encoding="utf-8")
     tmp = temp_path(final)
@@ -281,17 +288,16 @@ def render_chunk(board: dict, index: int, work_dir: Path, progress, cancelled, t
         progress(done / frames, f"Rendering video {chunk['start_frame'] + done}/{board['total_frames']} frames ({label})")
 
     progress(0.0, f"Rendering video {chunk['start_frame']}/{board['total_frames']} frames ({label})")
+    found = StretchLog()
     try:
         run_ffmpeg(
             [*filter_thread_args(threads), *inputs, "-/filter_complex", str(graph_file),
-             "-map", "[out]", "-frames:v", str(frames), "-fps_mode", "passthrough",
+             "-map", "[enc]", "-frames:v", str(frames), "-fps_mode", "passthrough",
              *encoder_args(board, threads), "-an", "-f", "mp4", str(tmp)],
             "render", cancelled, total_frames=frames, on_frames=on_frames, partial=[tmp], env=render_env(board),
+            on_err_line=found,
         )
-        # The gate's black and frozen runs, found here on each chunk's host rather than by
-        # decoding the whole video again in the assembly (probe.stretches_over_limits).
-        write_json_atomic(chunk_runs_path(board, index, work_dir),
-                          chunk_stretches(tmp, board["fps"], frames, cancelled))
+        write_json_atomic(chunk_runs_path(board, index, work_dir), chunk_runs(found.stretches(), board["fps"], frames))
         os.replace(tmp, final)
     finally:
         remove_quietly(graph_file)

@@ -147,35 +147,70 @@ MAX_BLACK, MAX_FREEZE = 1.0, 2.0
 FREEZE_NOISE = "-70dB"
 
 
+def detect_filters(max_black: float = MAX_BLACK, max_freeze: float = MAX_FREEZE) -> str:
+    """The filters that report black and frozen stretches (on ffmpeg's log, at the info level)."""
+    return f"blackdetect=d={max_black}:pix_th=0.10,freezedetect=n={FREEZE_NOISE}:d={max_freeze}"
+
+
+class StretchLog:
+    """Collects the black and frozen stretches that `detect_filters` report, line by line (give it
+    as `on_err_line`). Every line counts: a chunk of slow zoom has scores of short frozen runs,
+    more than any tail of the log keeps."""
+
+    def __init__(self, shift: float = 0.0):
+        self.shift = shift
+        self.black: list[tuple[float, float]] = []
+        self.starts: list[float] = []
+        self.durations: list[float] = []
+
+    def __call__(self, line: str) -> None:
+        if "black_start" in line:
+            self.black += [(float(a) + self.shift, float(d)) for a, _b, d in _BLACK.findall(line)]
+        elif "freeze_" in line:
+            self.starts += [float(x) + self.shift for x in _FREEZE_START.findall(line)]
+            self.durations += [float(x) for x in _FREEZE_DURATION.findall(line)]
+
+    def stretches(self) -> dict:
+        """{"black": [(start, duration)], "frozen": [...]}; a frozen stretch still open at the end
+        has an infinite duration."""
+        frozen = [(s, self.durations[i] if i < len(self.durations) else float("inf"))
+                  for i, s in enumerate(self.starts)]
+        return {"black": list(self.black), "frozen": frozen}
+
+
 def detect_black_and_frozen(path, cancelled, max_black: float = MAX_BLACK, max_freeze: float = MAX_FREEZE,
                             start: float | None = None, seconds: float | None = None) -> dict:
     """Run blackdetect + freezedetect over the video (or `seconds` of it from `start`); lists of
     (start, duration) stretches in the video's time. A stretch still open at the end has an
     infinite duration."""
     window = [] if start is None else ["-ss", f"{max(0.0, start):.6f}", "-t", f"{seconds:.6f}"]
-    log = run_child(
+    found = StretchLog(shift=max(0.0, start or 0.0))
+    run_child(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "info", *window, "-i", str(path), "-an",
-         "-vf", f"blackdetect=d={max_black}:pix_th=0.10,freezedetect=n={FREEZE_NOISE}:d={max_freeze}",
-         "-f", "null", "-"],
-        "assemble", cancelled,
+         "-vf", detect_filters(max_black, max_freeze), "-f", "null", "-"],
+        "assemble", cancelled, on_err_line=found,
     )
-    shift = max(0.0, start or 0.0)
-    black = [(float(a) + shift, float(d)) for a, _b, d in _BLACK.findall(log)]
-    starts = [float(x) + shift for x in _FREEZE_START.findall(log)]
-    durations = [float(x) for x in _FREEZE_DURATION.findall(log)]
-    frozen = [(s, durations[i] if i < len(durations) else float("inf")) for i, s in enumerate(starts)]
-    return {"black": black, "frozen": frozen}
+    return found.stretches()
+
+
+def chunk_edge(fps: int) -> float:
+    """The shortest run a chunk records (1.5 frames), so that runs meeting at a boundary can be joined."""
+    return 1.5 / fps
+
+
+def chunk_runs(found: dict, fps: int, frames: int) -> dict:
+    """A chunk's runs as the gate joins them (`joined_stretches`): {"seconds", "black":
+    [(start, duration)], "frozen": [...]}, an open run cut at the chunk's end."""
+    seconds = frames / fps
+    return {"seconds": seconds,
+            **{kind: [(s, min(d, seconds - s)) for s, d in found[kind]] for kind in ("black", "frozen")}}
 
 
 def chunk_stretches(path, fps: int, frames: int, cancelled) -> dict:
-    """Every black and frozen run of a rendered chunk that lasts 1.5 frames or more, for the gate
-    to join across chunk boundaries (`joined_stretches`), so the assembly need not decode the
-    whole video again: {"seconds", "black": [(start, duration)], "frozen": [...]}."""
-    seconds = frames / fps
-    edge = 1.5 / fps
-    found = detect_black_and_frozen(path, cancelled, max_black=edge, max_freeze=edge)
-    return {"seconds": seconds,
-            **{kind: [(s, min(d, seconds - s)) for s, d in found[kind]] for kind in ("black", "frozen")}}
+    """Every black and frozen run of an encoded chunk file that lasts 1.5 frames or more (the render
+    finds them on the frames it encodes, `compose.render_chunk`; this decodes a file)."""
+    edge = chunk_edge(fps)
+    return chunk_runs(detect_black_and_frozen(path, cancelled, max_black=edge, max_freeze=edge), fps, frames)
 
 
 def joined_stretches(parts: list[dict], fps: int) -> dict:

@@ -73,9 +73,11 @@ def run_child(
     on_line: Callable[[str], None] | None = None,
     on_tick: Callable[[], None] | None = None,
     env: dict[str, str] | None = None,
+    on_err_line: Callable[[str], None] | None = None,
 ) -> str:
-    """Run a child, polling `cancelled` every POLL_SECONDS; return its stderr. `env`: the child's
-    environment (default: this process's).
+    """Run a child, polling `cancelled` every POLL_SECONDS; return the last lines of its stderr
+    (`on_err_line`, if given, gets every line). `env`: the child's environment (default: this
+    process's).
 
     On cancel the child is terminated (then killed), `partial` files are deleted and
     Cancelled is raised. A non-zero exit deletes `partial` and raises PipelineError.
@@ -91,7 +93,7 @@ def run_child(
     err_tail: deque[str] = deque(maxlen=40)
     readers = [
         threading.Thread(target=_drain, args=(child.stdout, on_line or (lambda _line: None)), daemon=True),
-        threading.Thread(target=_drain, args=(child.stderr, err_tail.append), daemon=True),
+        threading.Thread(target=_drain, args=(child.stderr, _both(err_tail.append, on_err_line)), daemon=True),
     ]
     for reader in readers:
         reader.start()
@@ -125,6 +127,17 @@ def run_child(
     return "\n".join(err_tail)
 
 
+def _both(first: Callable[[str], None], second: Callable[[str], None] | None) -> Callable[[str], None]:
+    if second is None:
+        return first
+
+    def sink(line: str) -> None:
+        first(line)
+        second(line)
+
+    return sink
+
+
 def stop_child(child: subprocess.Popen, grace: float = 1.0) -> None:
     """Terminate a child, then kill it if it has not exited within `grace` seconds."""
     if child.poll() is not None:
@@ -147,9 +160,13 @@ def run_ffmpeg(
     on_frames: Callable[[int], None] | None = None,
     partial: Iterable[Path] = (),
     env: dict[str, str] | None = None,
+    on_err_line: Callable[[str], None] | None = None,
 ) -> str:
-    """Run the encoding ffmpeg with `-progress pipe:1`, reporting encoded frames."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
+    """Run the encoding ffmpeg with `-progress pipe:1`, reporting encoded frames. With
+    `on_err_line` (which gets every stderr line) ffmpeg logs at the info level, where filters such
+    as blackdetect report."""
+    level = "info" if on_err_line else "error"
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", level,
            "-nostats", "-progress", "pipe:1", *args]
 
     def on_line(line: str) -> None:
@@ -159,4 +176,4 @@ def run_ffmpeg(
             except ValueError:
                 pass
 
-    return run_child(cmd, stage, cancelled, partial=partial, on_line=on_line, env=env)
+    return run_child(cmd, stage, cancelled, partial=partial, on_line=on_line, env=env, on_err_line=on_err_line)

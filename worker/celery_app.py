@@ -1,6 +1,6 @@
 """The Celery app for `celery -A worker.celery_app:app worker|beat|events|inspect ...`."""
 
-from celery.signals import task_revoked, worker_process_init
+from celery.signals import task_revoked, worker_init, worker_process_init
 
 from webapp import create_app
 from webapp.extensions import db
@@ -8,6 +8,14 @@ from webapp.extensions import db
 flask_app = create_app()
 app = flask_app.extensions["celery"]
 app.conf.include = ["worker.tasks", "worker.fleet_tasks", "worker.webhook_tasks"]
+
+
+@worker_init.connect
+def _shape(sender: object = None, **_kwargs: object) -> None:
+    """Note the worker's pool size and queues (before the pool forks) for `worker.sidecar`."""
+    from worker import sidecar
+
+    sidecar.note_worker(getattr(sender, "concurrency", None), getattr(sender, "app", app))
 
 
 @worker_process_init.connect

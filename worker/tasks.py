@@ -19,7 +19,7 @@ from flask import current_app
 from webapp.catalog import STAGE_MESSAGES, StageStatus, TaskName, TaskStatus
 from webapp.services import lifecycle, reconcile, stages
 from webapp.storage import forget_task_files, get_storage
-from worker import monitoring
+from worker import monitoring, sidecar
 from worker.pipeline import BadBrief, Cancelled, build_storyboard
 from worker.stages import Artifacts
 
@@ -112,6 +112,17 @@ def run_stage(self: Any, task_id: str, attempt: int, stage_id: str) -> str:
                             self.request.hostname or "worker")
     if isinstance(sc, str):
         ignore(self, sc)
+    if sidecar.spare_cores() <= 0:
+        return perform(self, sc)
+    with sidecar.Sidecar(sc, self.request.hostname or "worker"):  # queued stages beside this one
+        return perform(self, sc)
+
+
+def perform(self: Any, sc: stages.StageClaim) -> str:
+    """Run a claimed stage to its end: finish it and publish what it completes, or record how it
+    ended. `self` is the Celery task of the stage's message (or a stand-in for a stage run beside
+    it, worker/sidecar.py)."""
+    task_id, stage_id = sc.task_id, sc.stage_id
     artifacts = artifacts_of(sc.task_id)
     with stages.StageKeeper(sc) as keeper:
         try:

@@ -171,6 +171,9 @@ def test_kill_9_of_the_rendering_process_still_completes_once(app, client, stack
 
     stage = stack.wait_for(rendering, 90, "rendering to start")
     os.kill(int(stage.owner.split(":")[1]), signal.SIGKILL)
+    db.session.rollback()
+    done = set(db.session.scalars(select(RenderStage.stage_id).where(
+        RenderStage.task_id == task_id, RenderStage.status == "done")))
     task = stack.wait_status(task_id, "completed", timeout=120)
     kinds = events(task_id)
     assert kinds.count("completed") == 1
@@ -178,10 +181,43 @@ def test_kill_9_of_the_rendering_process_still_completes_once(app, client, stack
     assert task.attempt == 1
     rows = {s.stage_id: s for s in task.stage_rows()}
     assert rows[stage.stage_id].tries == 2
-    assert rows["visuals"].tries == 1 and rows["audio"].tries == 1
+    assert "visuals" in done  # the chunks' input
+    assert all(rows[stage_id].tries == 1 for stage_id in done)
     files = sorted(get_storage_keys(task_id))
     assert files.count(f"{task_id}/video.mp4") == 1
     assert not list(get_storage_keys(f"work/{task_id}"))
+
+
+@pytest.mark.sqlite_only
+def test_a_worker_of_one_slot_runs_a_second_stage_on_an_idle_core(app, client, stack, make_token):
+    """One worker with concurrency 1 on every queue, on a machine of two cores or more: while it
+    runs a stage it takes another queued stage of the task beside it, so stages overlap on that one
+    runner; each stage runs once, and the messages of the stages taken beside end as Ignore. A
+    worker with a slot per core takes nothing beside."""
+    from worker.pipeline.proc import allotted_cores
+
+    if allotted_cores() < 2:
+        pytest.skip("needs two cores")
+    token = make_token("operator")
+    node = stack.start_worker(concurrency=1, name="one")
+    task_id = submit(client, token, small_brief(target_duration_id=24))["task_id"]
+    task = stack.wait_status(task_id, "completed", timeout=120)
+    rows = task.stage_rows()
+    assert {row.runner for row in rows} == {node}
+    assert all(row.tries == 1 for row in rows)
+    spans = sorted((row.started_at, row.finished_at) for row in rows)
+    overlapping = sum(1 for (_, end), (start, _) in zip(spans, spans[1:], strict=False) if start < end)
+    assert overlapping >= 2, spans
+    log = stack.log_text("one")
+    assert "runs beside" in log
+    stack.wait_for(lambda: stack.log_text("one").count("duplicate: stage not queued") >= overlapping, 20,
+                   "the messages of the stages taken beside to be ignored")
+
+    stack.stop("one")
+    stack.start_worker(concurrency=allotted_cores(), name="full")
+    second = submit(client, token, small_brief(target_duration_id=24))["task_id"]
+    stack.wait_status(second, "completed", timeout=120)
+    assert "runs beside" not in stack.log_text("full")
 
 
 def get_storage_keys(prefix: str) -> list[str]:

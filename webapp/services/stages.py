@@ -183,6 +183,16 @@ def claim_stage(task_id: str, attempt: int, stage_id: str, owner: str, runner: s
                       time.monotonic())
 
 
+def queued_stage_ids(task_id: str, attempt: int, queues: list[str]) -> list[str]:
+    """Published stages of the attempt, from these queues, that nobody has claimed (plan order)."""
+    ids = list(db.session.scalars(
+        select(RenderStage.stage_id).where(RenderStage.task_id == task_id, RenderStage.attempt == attempt,
+                                           RenderStage.status == StageStatus.QUEUED.value,
+                                           RenderStage.queue.in_(queues)).order_by(RenderStage.id)))
+    db.session.rollback()
+    return ids
+
+
 def task_status(task_id: str) -> str | None:
     """The task's status now (None for a task that is gone)."""
     status = db.session.execute(select(RenderTask.status).where(RenderTask.id == task_id)).scalar()

@@ -186,3 +186,53 @@ def test_quality_gate_lets_still_material_be_still_but_not_procedural_scenes(app
     # The last scenes are from the material: a freeze that runs to the end is theirs.
     assert inside_asset_scenes(board, third["start_frame"] / fps + 0.1, float("inf"))
     assert not inside_asset_scenes(board, first["start_frame"] / fps + 0.5, float("inf"))
+
+
+def pan_positions(board: dict, scene_index: int, manifest: dict) -> list[int]:
+    """The crop's left edge on every frame of a picture scene, from the render's own expression."""
+    import math
+    import re
+
+    from worker.pipeline import compose
+
+    scene = board["scenes"][scene_index]
+    chain = compose._pan_chain(scene, board, 0, [], tuple(manifest["bg_size"]))
+    x_expr = re.search(r"crop=\d+:\d+:'([^']+)'", chain).group(1)
+    names = {"mod": math.fmod, "abs": abs, "round": lambda v: math.floor(v + 0.5)}
+    return [eval(x_expr, names, {"t": n / board["fps"]}) for n in range(scene["frames"])]  # noqa: S307
+
+
+def test_a_picture_pans_in_whole_steps(app, tmp_path):
+    # A picture scene moves by panning: each drawn frame is the one before moved by whole pixels
+    # (no resampling, which blurs a photograph a little differently at every zoom step).
+    from webapp.services.assets import Actor, ingest_file
+    from worker.pipeline import render_visuals
+
+    rng = np.random.default_rng(5)
+    picture = tmp_path / "texture.png"
+    Image.fromarray(rng.integers(0, 255, (36, 64, 3), dtype=np.uint8)).resize(
+        (640, 360), Image.Resampling.NEAREST).save(picture)
+    asset = ingest_file(picture, "texture.png", Actor("token:olga")).id
+    brief = brief_with({"assets": [asset], "quality": "high"}, target_duration_id=12)
+    board = build_storyboard(brief)
+    result = run_pipeline(brief, tmp_path / "work", tmp_path / "out", lambda *a: None, never)
+    video = tmp_path / "out" / result["video"]
+    manifest = render_visuals(board, tmp_path / "work", lambda *a: None, never)  # cached
+    scene, fps, width = board["scenes"][1], board["fps"], board["width"]
+    assert scene["asset"] == asset
+    positions = pan_positions(board, 1, manifest)
+    steps = {b - a for a, b in zip(positions, positions[1:], strict=False)}
+    assert steps <= {0, 2} or steps <= {0, -2}, steps  # one way, two pixels at a time
+    first = scene["caption_in"] + 2 * board["text_in_frames"]  # the texts have settled
+    last = min(first + fps, scene["frames"] - 1)
+    shift = positions[last] - positions[first]
+    assert shift != 0 and shift % 2 == 0
+    a = frame_at(video, (scene["start_frame"] + first) / fps, tmp_path / "a.png")
+    b = frame_at(video, (scene["start_frame"] + last) / fps, tmp_path / "b.png")
+    if shift > 0:
+        moved, before = b[:, :width - shift], a[:, shift:]
+    else:
+        moved, before = b[:, -shift:], a[:, :width + shift]
+    # Most pixels (the texts aside) are the earlier frame's, moved by the camera's step.
+    assert np.median(np.abs(moved - before)) < 6
+    assert np.median(np.abs(b - a)) > 20

@@ -11,10 +11,12 @@ the soundtrack mix and the poster frame).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -94,39 +96,82 @@ def filter_thread_args(threads: int) -> list[str]:
     return ["-filter_threads", str(threads), "-filter_complex_threads", str(threads)]
 
 
+def _progress(span: int, offset: int, steps: int, fps: int, frame: str) -> str:
+    """The camera's progress (0..1) at piece frame `frame` (scene frame offset+frame) of a move of
+    `steps` even-pixel steps across `span` frames.
+
+    A long scene moves there and back again rather than crawling: one sweep over two minutes
+    moves a smooth 4K background too little per second for the eye, and for the quality gate's
+    freeze detection. A leg lasts ZOOM_SWEEP_SECONDS at most, and no longer than its steps allow
+    at one a second (a 320-pixel frame zooms by 11 steps)."""
+    sweeps = max(1, math.ceil(span / (min(ZOOM_SWEEP_SECONDS, max(1, steps)) * fps)))
+    progress = f"({frame}+{offset})/{span}"
+    if sweeps > 1:  # a triangle wave: 0 -> 1 -> 0 ... over `sweeps` legs
+        progress = f"(1-abs(1-mod({progress}*{sweeps},2)))"
+    return progress
+
+
+def _drawn_frames(moving: list[tuple[int, int]], changes: list[Callable[[str], str]]) -> str:
+    """`select` of the frames to draw: the first, those where a layer moves (piece frame windows
+    `moving`), and those where one of the `changes` (expressions of a frame) differs from frame n-1;
+    `fps`, after the text layers, repeats each drawn frame by reference until the next."""
+    keep = ["eq(n,0)"] + [f"between(n,{a},{b})" for a, b in moving]
+    keep += [f"not(eq({change('n')},{change('n-1')}))" for change in changes]
+    return f"select='{'+'.join(keep)}'"
+
+
 def _zoom_chain(scene: dict, board: dict, offset: int, moving: list[tuple[int, int]]) -> str:
-    """Filters after the looped background still of a scene piece starting at scene frame
-    `offset`: the frames to draw, and the camera zoom.
+    """Filters after the looped background still of a procedural scene piece starting at scene
+    frame `offset`: the frames to draw, and the camera zoom.
 
     The zoomed size moves in even steps, so most frames repeat the one before: only the frames
-    where the size changes, or where a layer moves (the piece frame windows `moving`), are drawn
-    (`select`); `fps`, after the text layers, repeats each of them by reference until the next.
-    The scale and crop count frames by their time, as `select` leaves gaps.
+    where the size changes, or where a layer moves, are drawn (`_drawn_frames`). The scale and
+    crop count frames by their time, as `select` leaves gaps.
     """
     width, height = board["width"], board["height"]
     fps, z0, z1 = board["fps"], *scene["zoom"]
     span = max(1, scene["frames"] + board["transition_frames"] - 1)
-    # A long scene zooms in and out again rather than crawling: one sweep over two minutes moves a
-    # smooth 4K background too little per second for the eye, and for the quality gate's freeze
-    # detection. A leg lasts ZOOM_SWEEP_SECONDS at most, and no longer than the 2-pixel steps of
-    # the width allow at one a second (a 320-pixel frame zooms by 11 steps).
-    steps = max(1, int(width * abs(z1 - z0) / 2))
-    sweeps = max(1, math.ceil(span / (min(ZOOM_SWEEP_SECONDS, steps) * fps)))
+    steps = int(width * abs(z1 - z0) / 2)
 
     def half_extra(side: int, frame: str) -> str:
-        # Half the size added by the zoom at piece frame `frame` (scene frame offset+frame).
-        progress = f"({frame}+{offset})/{span}"
-        if sweeps > 1:  # a triangle wave: 0 -> 1 -> 0 ... over `sweeps` legs
-            progress = f"(1-abs(1-mod({progress}*{sweeps},2)))"
+        # Half the size added by the zoom at piece frame `frame`.
+        progress = _progress(span, offset, steps, fps, frame)
         return f"round({side}*({z0 - 1:.6f}+({z1 - z0:.6f})*{progress})/2)"
 
-    keep = ["eq(n,0)"] + [f"between(n,{a},{b})" for a, b in moving]
-    keep += [f"not(eq({half_extra(side, 'n')},{half_extra(side, 'n-1')}))" for side in (width, height)]
     frame = f"round(t*{fps})"
     dx, dy = half_extra(width, frame), half_extra(height, frame)
-    return (f"select='{'+'.join(keep)}',"
+    changes = [functools.partial(half_extra, side) for side in (width, height)]
+    return (f"{_drawn_frames(moving, changes)},"
             f"scale=w='{width}+2*{dx}':h='{height}+2*{dy}':eval=frame:flags=bilinear,"
             f"crop={width}:{height}:'{dx}':'{dy}'")
+
+
+def _pan_chain(scene: dict, board: dict, offset: int, moving: list[tuple[int, int]],
+               bg_size: tuple[int, int]) -> str:
+    """Filters after the looped background of a scene from the user's picture: the camera pans
+    across the picture (painted MAX_ZOOM times the frame) along its longer margin, in even-pixel
+    steps, one way in even scenes and back in odd ones.
+
+    A pan moves every pixel by the same whole step, which the encoder predicts exactly (a zoom
+    resamples the picture at each step, and a photograph's detail costs bits and time at every
+    one), and the picture is never resampled, so it stays as sharp as it was painted."""
+    width, height = board["width"], board["height"]
+    fps = board["fps"]
+    span = max(1, scene["frames"] + board["transition_frames"] - 1)
+    spare_x, spare_y = (bg_size[0] - width) // 2, (bg_size[1] - height) // 2  # in 2-pixel steps
+    across = spare_x >= spare_y
+    steps = spare_x if across else spare_y
+    forward = scene["zoom"][0] <= scene["zoom"][1]
+
+    def position(frame: str) -> str:
+        progress = _progress(span, offset, steps, fps, frame)
+        if not forward:
+            progress = f"(1-{progress})"
+        return f"2*round({steps}*{progress})"
+
+    x = position(f"round(t*{fps})") if across else str(2 * (spare_x // 2))
+    y = str(2 * (spare_y // 2)) if across else position(f"round(t*{fps})")
+    return f"{_drawn_frames(moving, [position])},crop={width}:{height}:'{x}':'{y}'"
 
 
 def _join_pieces(pieces: list[tuple[str, int]], trans: int, fps: int, parts: list[str]) -> str:
@@ -210,9 +255,11 @@ def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> t
             moving = [(max(0, layer["start"] - offset), layer["start"] - offset + text_in) for layer in layers
                       if 0 < layer["start"] - offset + text_in and layer["start"] - offset < count]
             moving.append((count - 1, count - 1))
+            camera = (_pan_chain(scene, board, offset, moving, tuple(manifest["bg_size"])) if scene.get("asset")
+                      else _zoom_chain(scene, board, offset, moving))
             parts.append(
                 f"[{bg}:v]format=yuv420p,loop=loop={count - 1}:size=1:start=0,settb=expr=1/{fps},setpts=N,fps={fps},"
-                f"{_zoom_chain(scene, board, offset, moving)}[{label}b0]"
+                f"{camera}[{label}b0]"
             )
         current = f"{label}b0"
         for k, layer in enumerate(layers):

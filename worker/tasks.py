@@ -135,7 +135,9 @@ def perform(self: Any, sc: stages.StageClaim) -> str:
                 raise Cancelled(f"{sc.stage_id} cancelled")
         except Cancelled:
             stages.end_stage(sc, StageStatus.CANCELLED)
-            if keeper.cancel_requested and lifecycle.finish_cancelled(sc.task_claim()):
+            # The last stage of the attempt to stop ends the task (its ffmpeg has exited by now).
+            if (keeper.cancel_requested and not stages.others_running(sc)
+                    and lifecycle.finish_cancelled(sc.task_claim())):
                 ended(sc.task_id, TaskStatus.CANCELLED.value)
             elif keeper.lost:
                 drop_late_leftovers(sc)

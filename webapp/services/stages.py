@@ -200,6 +200,17 @@ def task_status(task_id: str) -> str | None:
     return status
 
 
+def others_running(sc: StageClaim) -> bool:
+    """Whether another stage of the attempt is running under a live lease (one beside it on the same
+    worker, or on another): a cancel ends the task when the last of them has stopped, so that a
+    cancelled task has no ffmpeg left."""
+    other = db.session.execute(select(RenderStage.id).where(
+        RenderStage.task_id == sc.task_id, RenderStage.attempt == sc.attempt, RenderStage.stage_id != sc.stage_id,
+        RenderStage.status == StageStatus.RUNNING.value, RenderStage.lease_expires_at > utcnow()).limit(1)).first()
+    db.session.rollback()
+    return other is not None
+
+
 def end_cancelled_if_idle(task_id: str) -> bool:
     """End a cancel-requested attempt that no stage is running (its stages wait in queues, or the
     last one finished as the cancel came). Whoever commits second of the cancel flag and a stage's

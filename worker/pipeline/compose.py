@@ -230,8 +230,9 @@ def chunk_files(board: dict, manifest: dict, index: int) -> list[str]:
     return names
 
 
-def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> tuple[list[str], str]:
-    """ffmpeg input arguments and filter graph for one chunk; output label [out]."""
+def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int, checks: str = "") -> tuple[list[str], str]:
+    """ffmpeg input arguments and filter graph for one chunk; output label [out]. `checks`:
+    pass-through filters that look at every finished frame on its way to the encoder."""
     chunk = board["chunks"][index]
     c0, c1 = chunk["start_frame"], chunk["start_frame"] + chunk["frames"]
     fps, trans, text_in = board["fps"], board["transition_frames"], board["text_in_frames"]
@@ -289,6 +290,8 @@ def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int) -> t
         fade_out = board["fade_out_frames"]
         tail.append(f"fade=t=out:st={(c1 - c0 - fade_out) / fps:.6f}:d={fade_out / fps:.6f}")
     tail.append("format=yuv420p")
+    if checks:
+        tail.append(checks)
     parts.append(f"[{stream}]{','.join(tail)}[out]")
     return inputs, ";\n".join(parts)
 
@@ -319,12 +322,12 @@ def render_chunk(board: dict, index: int, work_dir: Path, progress, cancelled, t
         progress(1.0, f"Chunk {index + 1}/{len(board['chunks'])} ready (cached)")
         return final
     manifest = render_visuals(board, work_dir, lambda *_: None, cancelled)
-    inputs, graph = chunk_graph(board, manifest, visuals_dir(board, work_dir), index)
     # The quality gate's black and frozen runs are found on the frames as they go to the encoder
-    # (a second branch of the graph), so no one decodes the chunk again to check it; the assembly
-    # joins them across boundaries (probe.stretches_over_limits).
+    # (blackdetect and freezedetect pass each frame on), so no one decodes the chunk again to check
+    # it; the assembly joins them across boundaries (probe.stretches_over_limits). Not on a branch
+    # of their own: a `split` to a `nullsink` queued every frame of the chunk (2.2 GB at 4K).
     edge = chunk_edge(board["fps"])
-    graph += f";\n[out]split=2[enc][check];\n[check]{detect_filters(edge, edge)},nullsink"
+    inputs, graph = chunk_graph(board, manifest, visuals_dir(board, work_dir), index, detect_filters(edge, edge))
     graph_file = temp_path(final.with_suffix(".graph.txt"))
     graph_file.write_text(graph, encoding="utf-8")
     tmp = temp_path(final)
@@ -339,7 +342,7 @@ def render_chunk(board: dict, index: int, work_dir: Path, progress, cancelled, t
     try:
         run_ffmpeg(
             [*filter_thread_args(threads), *inputs, "-/filter_complex", str(graph_file),
-             "-map", "[enc]", "-frames:v", str(frames), "-fps_mode", "passthrough",
+             "-map", "[out]", "-frames:v", str(frames), "-fps_mode", "passthrough",
              *encoder_args(board, threads), "-an", "-f", "mp4", str(tmp)],
             "render", cancelled, total_frames=frames, on_frames=on_frames, partial=[tmp], env=render_env(board),
             on_err_line=found,

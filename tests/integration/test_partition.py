@@ -220,7 +220,7 @@ def test_a_host_cut_off_mid_render_is_survived_and_its_late_work_changes_nothing
         db.session.rollback()
         return db.session.scalars(select(RenderStage).where(
             RenderStage.task_id == task_id, RenderStage.kind == "render", RenderStage.status == "running",
-            RenderStage.runner == cut, RenderStage.progress > 0.1, RenderStage.progress < 0.6)).first()
+            RenderStage.runner == cut, RenderStage.progress > 0.0, RenderStage.progress < 0.8)).first()
 
     stack.wait_for(chunk_on_cut_host, 180, "a chunk to be rendering on the host to cut off", interval=0.2)
     netns.link(False)

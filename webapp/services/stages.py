@@ -200,13 +200,18 @@ def task_status(task_id: str) -> str | None:
     return status
 
 
+def _live(now) -> tuple:
+    """A stage that is running under a lease that has not expired."""
+    return RenderStage.status == StageStatus.RUNNING.value, RenderStage.lease_expires_at > now
+
+
 def others_running(sc: StageClaim) -> bool:
     """Whether another stage of the attempt is running under a live lease (one beside it on the same
     worker, or on another): a cancel ends the task when the last of them has stopped, so that a
     cancelled task has no ffmpeg left."""
     other = db.session.execute(select(RenderStage.id).where(
         RenderStage.task_id == sc.task_id, RenderStage.attempt == sc.attempt, RenderStage.stage_id != sc.stage_id,
-        RenderStage.status == StageStatus.RUNNING.value, RenderStage.lease_expires_at > utcnow()).limit(1)).first()
+        *_live(utcnow())).limit(1)).first()
     db.session.rollback()
     return other is not None
 
@@ -217,8 +222,7 @@ def end_cancelled_if_idle(task_id: str) -> bool:
     finish calls this after its commit, so one of them sees the other and the task ends."""
     now = utcnow()
     running = select(RenderStage.id).where(
-        RenderStage.task_id == task_id, RenderStage.attempt == RenderTask.attempt,
-        RenderStage.status == StageStatus.RUNNING.value, RenderStage.lease_expires_at > now)
+        RenderStage.task_id == task_id, RenderStage.attempt == RenderTask.attempt, *_live(now))
     planned = select(RenderStage.id).where(RenderStage.task_id == task_id, RenderStage.attempt == RenderTask.attempt)
     with write_lock(), db.engine.begin() as conn:
         ended = conn.execute(

@@ -5,32 +5,18 @@ stream that decodes without an error, frame for frame."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from tests.assets.media import make_clip
+from tests.streams import parameter_sets, x264_options
 from webapp.mediaprobe import ffmpeg_exe
 from worker.pipeline import build_storyboard, compose, run_pipeline
 from worker.pipeline.probe import count_video_frames
 from worker.pipeline.storyboard import QUALITY
 
 pytestmark = pytest.mark.sqlite_only
-
-
-def parameter_sets(video: Path) -> bytes:
-    """The avcC box of an MP4 (its SPS and PPS), which a stream-copy join takes from the first chunk."""
-    data = video.read_bytes()
-    at = data.index(b"avcC")
-    return data[at:at - 4 + int.from_bytes(data[at - 4:at], "big")]
-
-
-def x264_options(video: Path) -> set[str]:
-    """The options x264 wrote into the stream's SEI, e.g. {"subme=2", "me=hex", ...}."""
-    data = video.read_bytes()
-    start = data.index(b"x264 - core")
-    return set(data[start:data.index(b"\0", start)].decode().split())
 
 
 @pytest.mark.parametrize("size", [(320, 180), (3840, 2160)], ids=["small", "large-frames"])
@@ -48,7 +34,9 @@ def test_the_motion_search_of_clips_leaves_the_parameter_sets_alone(tmp_path, qu
         encoded[motion] = out
     assert parameter_sets(encoded[True]) == parameter_sets(encoded[False])
     if settings["preset"] in compose.MOTION_X264:
-        assert {"me=dia", "subme=1", "b_adapt=0", "chroma_me=0"} <= x264_options(encoded[True])
+        lookahead = 3 if compose.large_frames(board) else compose.MOTION_LOOKAHEAD
+        assert {"me=dia", "subme=1", "b_adapt=0", "chroma_me=0", f"rc_lookahead={lookahead}"} \
+            <= x264_options(encoded[True])
         assert {"me=hex", "subme=2"} <= x264_options(encoded[False])
     else:
         assert x264_options(encoded[True]) == x264_options(encoded[False])

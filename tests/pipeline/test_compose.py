@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.streams import x264_options
 from worker.pipeline import Cancelled, build_storyboard, probe_media, render_chunk, render_visuals, run_pipeline
 from worker.pipeline import compose as compose_module
 from worker.pipeline import images as images_module
@@ -197,13 +198,6 @@ def test_chunks_of_any_frame_count_join_to_the_exact_duration(tmp_path):
         assert abs(info["duration"] - chunk["frames"] / 30) < 1e-3, (chunk, info["duration"])
 
 
-def _x264_options(video: Path) -> str:
-    """The option string x264 writes into the stream (its SEI), e.g. "... bframes=3 ..."."""
-    data = video.read_bytes()
-    start = data.index(b"x264 - core")
-    return data[start:data.index(b"\0", start)].decode()
-
-
 def test_large_frames_encode_with_fewer_frames_in_memory_and_join(tmp_path):
     """Above 2560x1440 every chunk is encoded with sliced threads, a 3-frame lookahead and one
     B-frame (x264's frames are the render's largest memory), and the chunks still join by stream
@@ -223,7 +217,7 @@ def test_large_frames_encode_with_fewer_frames_in_memory_and_join(tmp_path):
     chunks = [render_chunk(board, chunk["index"], tmp_path, lambda *a: None, never, threads=2)
               for chunk in board["chunks"]]
     for path in chunks:
-        options = _x264_options(path).split()
+        options = x264_options(path)
         assert {"sliced_threads=1", "slices=2", "rc_lookahead=3", "bframes=1", "mbtree=1"} <= set(options), options
     concat = tmp_path / "list.txt"
     concat.write_text("".join(f"file '{p}'\n" for p in chunks), encoding="utf-8")

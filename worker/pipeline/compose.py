@@ -59,14 +59,15 @@ def large_frames(board: dict) -> bool:
 
 
 #: x264 analysis for a chunk made mostly of the user's clips (`motion_chunk`), by preset: a
-#: diamond motion search, quarter-pel refinement of one step, no sub-8x8 partitions, a fixed
-#: B-frame pattern, luma-only motion estimation. Footage changes everywhere on every frame, and the
-#: veryfast preset's deeper search spent 8-9 s of a 1080p 180-frame chunk on it; this takes 6 s
-#: (-36 %) for a file 8 % larger and the same SSIM to the unencoded frames (docs/media-library.md).
-#: None of these options is written in the stream's parameter sets, so such a chunk still joins
-#: the others without re-encoding (tests/assets/test_chunk_headers.py). Presets without an
-#: entry (ultrafast searches less already) encode every chunk alike.
+#: diamond motion search, one step of sub-pixel refinement, no sub-8x8 partitions, a fixed
+#: B-frame pattern, luma-only motion estimation, and a lookahead of MOTION_LOOKAHEAD frames (a
+#: large frame's is shorter still). Footage changes everywhere on every frame, and the preset's
+#: deeper analysis spent about twice a procedural chunk's CPU on it (docs/media-library.md has
+#: the measurements). None of these options is written in the stream's parameter sets, so such a
+#: chunk still joins the others without re-encoding (tests/assets/test_chunk_headers.py).
+#: Presets without an entry (ultrafast analyses less already) encode every chunk alike.
 MOTION_X264 = {"veryfast": "me=dia:subme=1:b-adapt=0:partitions=none:chroma-me=0"}
+MOTION_LOOKAHEAD = 5
 
 
 def motion_chunk(board: dict, manifest: dict, index: int) -> bool:
@@ -79,13 +80,16 @@ def encoder_args(board: dict, threads: int, motion: bool = False) -> list[str]:
     """x264 settings of a chunk. Every chunk of a video gets the same parameter sets (required for
     the stream-copy join): the settings depend on the storyboard and the thread count, and a chunk
     of `motion` (clips) may search for motion less deeply (MOTION_X264), which they do not record."""
+    preset = board["preset"]
     params = "8x8dct=1:scenecut=0"
     if large_frames(board):
-        params += ":" + large_frame_x264(board["preset"])
-    if motion and board["preset"] in MOTION_X264:
-        params += ":" + MOTION_X264[board["preset"]]
+        params += ":" + large_frame_x264(preset)
+    if motion and preset in MOTION_X264:
+        params += ":" + MOTION_X264[preset]
+        if not large_frames(board):
+            params += f":rc-lookahead={min(MOTION_LOOKAHEAD, PRESET_BFRAMES_LOOKAHEAD[preset][1])}"
     return [
-        "-c:v", "libx264", "-preset", board["preset"], "-crf", str(board["crf"]),
+        "-c:v", "libx264", "-preset", preset, "-crf", str(board["crf"]),
         "-profile:v", "high", "-pix_fmt", "yuv420p",
         # 8x8 transforms keep even the ultrafast preset in the High profile.
         "-x264-params", params,

@@ -236,3 +236,26 @@ def test_a_picture_pans_in_whole_steps(app, tmp_path):
     # Most pixels (the texts aside) are the earlier frame's, moved by the camera's step.
     assert np.median(np.abs(moved - before)) < 6
     assert np.median(np.abs(b - a)) > 20
+
+
+
+def test_black_inside_the_users_material_passes_the_gate_but_not_over_a_procedural_scene(app, tmp_path):
+    """A clip that is black for seconds (a night shot, a fade) is the user's own: a video black
+    from end to end passes the gate when every scene is from the material, and fails it, naming
+    the stretch, when one scene is procedural."""
+    from worker.pipeline import probe
+
+    board = build_storyboard(brief_with({"assets": ["asset_0000000000000001"]}, keywords_id=["a", "b"],
+                                        target_duration_id=12))
+    fps, frames = board["fps"], board["total_frames"]
+    video = tmp_path / "black.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    f"color=c=black:s={board['width']}x{board['height']}:r={fps}", "-f", "lavfi", "-i",
+                    "anullsrc=r=48000:cl=stereo", "-frames:v", str(frames), "-t", f"{frames / fps:.6f}",
+                    "-c:v", "libx264", "-profile:v", "high", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                    "-movflags", "+faststart", str(video)], check=True, timeout=60)
+    assert probe.quality_gate(video, board, never)["width"] == board["width"]
+    second = board["scenes"][1]
+    second.pop("asset")
+    with pytest.raises(probe.PipelineError, match=r"black stretch of 1[12]\.\d\d s at 0\.00 s"):
+        probe.quality_gate(video, board, never)

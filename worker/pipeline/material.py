@@ -410,7 +410,8 @@ def _styled_layers(scene: dict, board: dict, layers: list[tuple], subtitles: dic
 
 def inside_asset_scenes(board: dict, start: float, duration: float) -> bool:
     """True when a stretch of the video lies within scenes drawn from the user's material: a still
-    picture or a static shot may legitimately not move (the quality gate lets those pass)."""
+    picture or a static shot may legitimately not move, and a dark shot or a fade in a clip may be
+    black (the quality gate lets those pass)."""
     fps = board["fps"]
     spans = []
     for scene in board["scenes"]:

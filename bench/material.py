@@ -27,12 +27,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def make_clip(path: Path, i: int) -> Path:
+    """Clip i of six: 4 s of 1920x1080 test pattern under a turning hue (every pixel changes on
+    every frame), as a camera would hand it over (H.264)."""
+    from webapp.mediaprobe import ffmpeg_exe
+
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=size=1920x1080:rate=30:duration=4,hue=H={i}+t", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)], check=True)
+    return path
+
+
 def make_assets(folder: Path, storage_dir: Path) -> dict[str, list[str]]:
     """Six clips and six photos-like pictures, stored under their asset keys."""
     import numpy as np
     from PIL import Image
 
-    from webapp.mediaprobe import ffmpeg_exe
     from webapp.storage import LocalStorage, asset_key
 
     storage = LocalStorage(storage_dir)
@@ -45,10 +55,7 @@ def make_assets(folder: Path, storage_dir: Path) -> dict[str, list[str]]:
         asset_id = f"asset_{i:016x}"
         storage.put_file(asset_key(asset_id, "original.jpg"), picture)
         ids["image"].append(asset_id)
-        clip = folder / f"c{i}.mp4"
-        subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                        f"testsrc2=size=1920x1080:rate=30:duration=4,hue=H={i}+t", "-c:v", "libx264",
-                        "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip)], check=True)
+        clip = make_clip(folder / f"c{i}.mp4", i)
         clip_id = f"asset_{i + 16:016x}"
         storage.put_file(asset_key(clip_id, "original.mp4"), clip)
         ids["clip"].append(clip_id)

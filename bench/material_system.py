@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import statistics
 import subprocess
@@ -30,42 +29,25 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.smoke_run import free_port  # noqa: E402
+import material  # noqa: E402  (bench/material.py: the same briefs and clips, rendered in-process)
+
+from scripts.smoke_run import free_port, new_user_env, wait_started  # noqa: E402
 from webapp.mediaprobe import ffmpeg_exe  # noqa: E402
 from worker.pipeline.probe import count_video_frames, probe_media  # noqa: E402
 
 
 def start(work: Path, port: int) -> tuple[subprocess.Popen, str]:
     """The run command, started as a new user's shell would; returns it and the admin API token."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("REDIS_", "DATABASE_URL", "MEDIA_ROOT", "AURA_", "VIRTUAL_ENV", "SECRET_KEY",
-                                "ENVIRONMENT"))}
     log_path = work / "run.log"
-    proc = subprocess.Popen(["bash", "scripts/run.sh", "--port", str(port)], cwd=ROOT, env=env,
+    proc = subprocess.Popen(["bash", "scripts/run.sh", "--port", str(port)], cwd=ROOT, env=new_user_env(),
                             stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 900
-    while not (match := re.search(r"API token \(admin role\): (\S+)", log_path.read_text(errors="replace"))):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the run command did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.5)
-    while True:  # the token is printed before the web app listens
-        try:
-            requests.get(f"http://127.0.0.1:{port}/tasks/queue/status", timeout=5,
-                         headers={"Authorization": f"Bearer {match.group(1)}"})
-            return proc, match.group(1)
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                raise SystemExit("the web app did not answer") from None
-            time.sleep(0.5)
+    return proc, wait_started(proc, log_path, port)[1]
 
 
 def upload_clips(base: str, headers: dict, work: Path) -> list[str]:
     ids = []
     for i in range(6):
-        clip = work / f"c{i}.mp4"
-        subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
-                        f"testsrc2=size=1920x1080:rate=30:duration=4,hue=H={i}+t", "-c:v", "libx264",
-                        "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip)], check=True)
+        clip = material.make_clip(work / f"c{i}.mp4", i)
         with open(clip, "rb") as f:
             answer = requests.post(f"{base}/assets", headers=headers, files={"file": (clip.name, f, "video/mp4")},
                                    timeout=120)
@@ -77,10 +59,8 @@ def upload_clips(base: str, headers: dict, work: Path) -> list[str]:
 
 def render(base: str, headers: dict, assets: list[str] | None, seed: int, dest: Path) -> float:
     """Submit -> completed wall seconds of a 60 s 1080p high brief; prints the video's facts."""
-    config = {"quality": "high", "resolution": "1920x1080", "seed": seed, **({"assets": assets} if assets else {})}
-    brief = {"theme_id": "Product launch", "keywords_id": ["speed", "design", "care", "price"],
-             "target_duration_id": 60, "user_description_id": "A launch film.", "priority": "normal",
-             "config": config}
+    brief = material.brief(60, "1920x1080", assets)
+    brief["config"]["seed"] = seed
     started = time.monotonic()
     task_id = requests.post(f"{base}/tasks/video/async", headers=headers, json=brief, timeout=30).json()["task_id"]
     while (status := requests.get(f"{base}/tasks/status/{task_id}", headers=headers, timeout=10).json())["status"] \

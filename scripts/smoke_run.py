@@ -68,6 +68,40 @@ def sign_in(base: str, username: str, password: str) -> str:
     return page
 
 
+def new_user_env() -> dict[str, str]:
+    """A new user's shell: nothing of ours configured, and no development environment to lean on."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("REDIS_", "DATABASE_URL", "MEDIA_ROOT", "AURA_", "VIRTUAL_ENV", "PYTHON",
+                                "SECRET_KEY", "ENVIRONMENT"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def wait_started(proc: subprocess.Popen, log_path: Path, port: int, start_timeout: float = 900) -> tuple[str, str]:
+    """Wait until the run command has printed its API token and its web app answers; returns the
+    log so far and the admin token. Raises SmokeError with the log's tail otherwise."""
+    deadline = time.monotonic() + start_timeout
+    text = ""
+    while "API token" not in text:
+        if time.monotonic() > deadline:
+            raise SmokeError(f"no API token printed within {start_timeout:.0f} s:\n{text[-3000:]}")
+        if proc.poll() is not None:
+            raise SmokeError(f"the run command exited with {proc.returncode}:\n{text[-3000:]}")
+        time.sleep(0.3)
+        text = log_path.read_text(errors="replace")
+    token = re.search(r"API token \(admin role\): (\S+)", text).group(1)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            call(f"http://127.0.0.1:{port}/tasks/queue/status", token)
+            return text, token
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SmokeError(f"the web app did not answer:\n{log_path.read_text(errors='replace')[-3000:]}") \
+                    from None
+            time.sleep(0.3)
+
+
 def run_and_render(command: list[str], cwd: Path, env: dict[str, str], log_path: Path, port: int,
                    start_timeout: float = 900, render_timeout: float = 180) -> dict:
     """Start `command`, render TINY_BRIEF through it, stop it with SIGINT; return what was seen.
@@ -82,28 +116,9 @@ def run_and_render(command: list[str], cwd: Path, env: dict[str, str], log_path:
         return log_path.read_text(errors="replace")[-3000:]
 
     try:
-        deadline = time.monotonic() + start_timeout
-        text = ""
-        while "API token" not in text:
-            if time.monotonic() > deadline:
-                raise SmokeError(f"no API token printed within {start_timeout:.0f} s:\n{tail()}")
-            if proc.poll() is not None:
-                raise SmokeError(f"the run command exited with {proc.returncode}:\n{tail()}")
-            time.sleep(0.3)
-            text = log_path.read_text(errors="replace")
-        seen["log"] = text
-        match = re.search(r"API token \(admin role\): (\S+)", text)
-        seen["token"] = token = match.group(1)
+        text, token = wait_started(proc, log_path, port, start_timeout)
+        seen.update(log=text, token=token)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                call(f"{base}/tasks/queue/status", token)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SmokeError(f"the web app did not answer:\n{tail()}") from None
-                time.sleep(0.3)
         password = re.search(r"with password: (\S+)", text)
         if password:
             seen["signed_in_page"] = sign_in(base, "admin", password.group(1))
@@ -153,11 +168,7 @@ def main() -> int:
     if args.clone:
         root = work / "clone"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(root)], check=True)
-    # A new user's shell: nothing of ours configured, and no development environment to lean on.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("REDIS_", "DATABASE_URL", "MEDIA_ROOT", "AURA_", "VIRTUAL_ENV", "PYTHON",
-                                "SECRET_KEY", "ENVIRONMENT"))}
-    env["PYTHONUNBUFFERED"] = "1"
+    env = new_user_env()
     port = free_port()
     started = time.monotonic()
     try:

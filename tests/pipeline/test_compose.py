@@ -218,7 +218,7 @@ def test_large_frames_encode_with_fewer_frames_in_memory_and_join(tmp_path):
               for chunk in board["chunks"]]
     for path in chunks:
         options = x264_options(path)
-        assert {"sliced_threads=1", "slices=2", "rc_lookahead=3", "bframes=1", "mbtree=1"} <= set(options), options
+        assert {"sliced_threads=1", "slices=2", "rc_lookahead=3", "bframes=1", "mbtree=1"} <= options, options
     concat = tmp_path / "list.txt"
     concat.write_text("".join(f"file '{p}'\n" for p in chunks), encoding="utf-8")
     joined = tmp_path / "joined.mp4"

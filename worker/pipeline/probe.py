@@ -287,10 +287,8 @@ def quality_gate(path: Path, board: dict, cancelled, chunk_runs: list[dict] | No
             found = detect_black_and_frozen(path, cancelled)
         # A stretch inside the user's own material is theirs: a still shot stands still, a night
         # shot or a fade in their clip is dark. Procedural scenes never are.
-        problems += [f"black stretch of {d:.2f} s at {s:.2f} s" for s, d in found["black"]
-                     if not inside_asset_scenes(board, s, d)]
-        problems += [f"frozen stretch of {d:.2f} s at {s:.2f} s" for s, d in found["frozen"]
-                     if not inside_asset_scenes(board, s, d)]
+        problems += [f"{kind} stretch of {d:.2f} s at {s:.2f} s" for kind in ("black", "frozen")
+                     for s, d in found[kind] if not inside_asset_scenes(board, s, d)]
     if problems:
         raise PipelineError("quality gate failed: " + "; ".join(problems), "assemble")
     return info

@@ -320,6 +320,23 @@ class Stack:
         db.session.expire_all()
         return db.session.get(RenderTask, task_id)
 
+    def wait_artifacts_removed(self, task_id: str, timeout: float = 30) -> None:
+        """The worker that ends a task removes its artifacts (`work/<id>/`) right after the task's
+        row turns final, so a test that saw the final status waits for that removal too."""
+        from webapp.storage import get_storage, work_prefix
+
+        storage = get_storage()
+        left: list[str] = []
+
+        def removed() -> bool:
+            left[:] = storage.list(work_prefix(task_id))
+            return not left
+
+        try:
+            self.wait_for(removed, timeout, f"the artifacts of task {task_id} to be removed", interval=0.2)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; still there: {left}") from None
+
     def wait_status(self, task_id: str, statuses: str | tuple[str, ...], timeout: float = 120):
         wanted = (statuses,) if isinstance(statuses, str) else statuses
         try:

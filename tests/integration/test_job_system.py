@@ -186,7 +186,7 @@ def test_kill_9_of_the_rendering_process_still_completes_once(app, client, stack
     assert all(rows[stage_id].tries == 1 for stage_id in done)
     files = sorted(get_storage_keys(task_id))
     assert files.count(f"{task_id}/video.mp4") == 1
-    assert not list(get_storage_keys(f"work/{task_id}"))
+    stack.wait_artifacts_removed(task_id)
 
 
 @pytest.mark.sqlite_only

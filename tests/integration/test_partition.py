@@ -246,7 +246,7 @@ def test_a_host_cut_off_mid_render_is_survived_and_its_late_work_changes_nothing
     outputs = sorted(storage.list(f"{task_id}/"))
     assert outputs == sorted(f"{task_id}/{f['name']}" for f in status["result"]["files"])
     assert [k for k in outputs if k.endswith(".mp4")] == [f"{task_id}/video.mp4"]
-    assert list(storage.list(f"work/{task_id}/")) == []
+    stack.wait_artifacts_removed(task_id)
     assert sweep_orphans()["orphan_objects"] == 0
     video = storage.read_bytes(f"{task_id}/video.mp4")
     probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", "-"],

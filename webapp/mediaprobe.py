@@ -66,6 +66,7 @@ def probe(path: Path | str) -> dict[str, Any]:
             "duration": float(s["duration"]) if s.get("duration") not in (None, "N/A") else None,
             "attached_pic": bool((s.get("disposition") or {}).get("attached_pic")),
             "rotation": _rotation(s),
+            "transfer": s.get("color_transfer"),
         })
     duration = fmt.get("duration")
     return {
@@ -102,10 +103,27 @@ def run_ffmpeg(args: list[str], timeout: int = 120) -> None:
         raise ProbeError(result.stderr.strip()[-300:] or "ffmpeg failed")
 
 
-def poster_frame(src: Path, dest: Path, at: float, width: int = 320) -> None:
-    """One frame of a clip at `at` seconds, scaled to `width`, as JPEG."""
+#: Transfer functions of HDR video: HLG (what phones record by default) and PQ (HDR10).
+HDR_TRANSFERS = {"arib-std-b67": "HLG", "smpte2084": "PQ"}
+
+#: Filters that bring an HDR picture to SDR BT.709. Light is made linear with the reference white
+#: of BT.2408 (203 cd/m2) as 1.0, the BT.2020 primaries are mapped to BT.709, and the mobius curve
+#: keeps everything up to that white nearly as it is and folds only the highlights above it.
+#: Without it an HDR clip's BT.2020 values are read as BT.709: pale, greyish colours, and a PQ
+#: clip also much too dark.
+TO_SDR = ("zscale=t=linear:npl=203,format=gbrpf32le,zscale=p=bt709,"
+          "tonemap=tonemap=mobius:desat=0,zscale=t=bt709:m=bt709:r=tv")
+
+
+def is_hdr(stream: dict[str, Any] | None) -> bool:
+    """Whether a video stream from `probe` carries HDR (HLG or PQ) pictures."""
+    return bool(stream) and stream.get("transfer") in HDR_TRANSFERS
+
+
+def poster_frame(src: Path, dest: Path, at: float, width: int = 320, hdr: bool = False) -> None:
+    """One frame of a clip at `at` seconds, scaled to `width` (and brought to SDR), as JPEG."""
     run_ffmpeg(["-ss", f"{max(0.0, at):.3f}", "-i", str(src), "-frames:v", "1",
-                "-vf", f"scale={width}:-2", "-q:v", "4", str(dest)])
+                "-vf", f"scale={width}:-2" + (f",{TO_SDR}" if hdr else ""), "-q:v", "4", str(dest)])
 
 
 def waveform(src: Path, dest: Path, size: str = "320x180") -> None:

@@ -30,6 +30,39 @@ def make_clip(path: Path, seconds: float = 2.0, size: str = "320x180", audio: bo
     return path
 
 
+def make_phone_clip(path: Path, seconds: float = 2.0) -> Path:
+    """A portrait clip as a phone stores it: HEVC frames in landscape (640x360) with a display
+    matrix that turns them upright. Upright it is 360x640, red above and blue below."""
+    stored = path.with_name(f"stored-{path.name}")
+    ffmpeg("-f", "lavfi", "-i", f"color=c=red:s=360x640:r=25:d={seconds},"
+           "drawbox=y=320:w=360:h=320:c=blue:t=fill,transpose=2",
+           "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error", "-tag:v", "hvc1",
+           "-pix_fmt", "yuv420p", str(stored))
+    ffmpeg("-display_rotation", "-90", "-i", str(stored), "-c", "copy", str(path))
+    stored.unlink()
+    return path
+
+
+#: The SDR colours of `make_hdr_clip`'s two halves (RGB): a saturated teal and a light grey.
+HDR_CLIP_COLOURS = ((15, 210, 188), (190, 190, 190))
+
+
+def make_hdr_clip(path: Path, transfer: str, seconds: float = 2.0, size: str = "640x360") -> Path:
+    """10-bit HEVC in BT.2020 with an HDR transfer (`arib-std-b67`: HLG, as phones record;
+    `smpte2084`: PQ, HDR10): the SDR picture of HDR_CLIP_COLOURS (left half, right half) with
+    its white at BT.2408's HDR reference white (203 cd/m2), tagged as a camera tags it."""
+    (r1, g1, b1), (r2, g2, b2) = HDR_CLIP_COLOURS
+    width = int(size.split("x")[0])
+    ffmpeg("-f", "lavfi", "-i", f"color=c=0x{r2:02X}{g2:02X}{b2:02X}:s={size}:r=25:d={seconds},"
+           f"drawbox=w={width // 2}:h=ih:c=0x{r1:02X}{g1:02X}{b1:02X}:t=fill,format=gbrp,"
+           f"zscale=tin=bt709:min=gbr:pin=bt709:rin=full:t={transfer}:m=bt2020nc:p=bt2020:r=tv:npl=203,"
+           "format=yuv420p10le",
+           "-c:v", "libx265", "-preset", "ultrafast", "-tag:v", "hvc1",
+           "-x265-params", f"log-level=error:colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc",
+           str(path))
+    return path
+
+
 def make_audio(path: Path, seconds: float = 2.0) -> Path:
     codec = {".mp3": ["-c:a", "libmp3lame"], ".wav": ["-c:a", "pcm_s16le"], ".m4a": ["-c:a", "aac"],
              ".ogg": ["-c:a", "libvorbis"]}[path.suffix]

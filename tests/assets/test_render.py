@@ -131,6 +131,69 @@ def test_portrait_render_from_landscape_material(app, material, tmp_path):
         assert pixel[2] > pixel[0] + 60, (row, col, pixel)
 
 
+def test_a_phone_clip_stands_upright_in_portrait_and_landscape_renders(app, tmp_path):
+    """HEVC stored sideways with a display matrix, as phones record portrait video: the library
+    reads it as portrait with an upright poster, and every render shows it upright (red above)."""
+    from tests.assets.media import make_phone_clip
+    from webapp.services.assets import Actor, ingest_file
+    from webapp.storage import get_storage
+
+    asset = ingest_file(make_phone_clip(tmp_path / "phone.mp4"), "phone.mp4", Actor("token:olga"))
+    assert (asset.kind, asset.codec, asset.width, asset.height) == ("clip", "hevc", 360, 640)
+    get_storage().download(asset.thumbnail_key, tmp_path / "thumb.jpg")
+    poster = np.asarray(Image.open(tmp_path / "thumb.jpg").convert("RGB"), dtype=np.int16)
+    height = poster.shape[0]
+    assert poster.shape[1] < height  # portrait, as the clip is shown
+    top, bottom = poster[height // 8].mean(axis=0), poster[height * 7 // 8].mean(axis=0)
+    assert top[0] > top[2] + 100 and bottom[2] > bottom[0] + 100, (top, bottom)
+    for resolution, (width, height) in (("180x320", (180, 320)), ("320x180", (320, 180))):
+        brief = brief_with({"resolution": resolution, "assets": [asset.id], "subtitles": {"burn": False}},
+                           target_duration_id=4)
+        result = run_pipeline(brief, tmp_path / f"work-{resolution}", tmp_path / f"out-{resolution}",
+                              lambda *a: None, never)
+        video = tmp_path / f"out-{resolution}" / result["video"]
+        stream = next(s for s in probe(video)["streams"] if s["type"] == "video")
+        assert (stream["width"], stream["height"]) == (width, height)
+        board = build_storyboard(brief)
+        assert all(scene["asset"] == asset.id for scene in board["scenes"])
+        frame = frame_at(video, board["duration"] / 2, tmp_path / f"{resolution}.png")
+        # Covered and upright: red along the top edge, blue along the bottom one (the texts sit
+        # inside the safe box, away from both).
+        top, bottom = frame[3, 10:-10].mean(axis=0), frame[-4, 10:-10].mean(axis=0)
+        assert top[0] > top[2] + 100 and bottom[2] > bottom[0] + 100, (resolution, top, bottom)
+
+
+@pytest.mark.parametrize("transfer", ["arib-std-b67", "smpte2084"])
+def test_an_hdr_clip_keeps_its_colours_in_the_sdr_video(app, tmp_path, transfer):
+    """A phone's HLG clip, or an HDR10 (PQ) one: the poster and the render show the colours the
+    clip shows on an HDR screen, not its BT.2020 values read as BT.709 (pale, and dark for PQ)."""
+    from tests.assets.media import HDR_CLIP_COLOURS, make_hdr_clip
+    from webapp.services.assets import Actor, ingest_file
+    from webapp.storage import get_storage
+
+    asset = ingest_file(make_hdr_clip(tmp_path / "hdr.mp4", transfer), "hdr.mp4", Actor("token:olga"))
+    assert asset.probe["hdr"] == {"arib-std-b67": "HLG", "smpte2084": "PQ"}[transfer]
+    teal, grey = (np.array(colour) for colour in HDR_CLIP_COLOURS)
+
+    def assert_halves(picture: np.ndarray, what: str) -> None:
+        rows, cols = picture.shape[0], picture.shape[1]
+        left = picture[rows // 3:rows * 2 // 3, cols // 8:cols * 3 // 8].reshape(-1, 3).mean(axis=0)
+        right = picture[rows // 3:rows * 2 // 3, cols * 5 // 8:cols * 7 // 8].reshape(-1, 3).mean(axis=0)
+        # Read as BT.709 the teal comes out near (110, 155, 160) and the grey 30-65 darker.
+        assert np.abs(left - teal).max() < 30 and np.abs(right - grey).max() < 20, (what, left, right)
+
+    get_storage().download(asset.thumbnail_key, tmp_path / "thumb.jpg")
+    assert_halves(np.asarray(Image.open(tmp_path / "thumb.jpg").convert("RGB"), dtype=np.int16), "poster")
+    brief = brief_with({"assets": [asset.id], "subtitles": {"burn": False}}, target_duration_id=4)
+    result = run_pipeline(brief, tmp_path / "work", tmp_path / "out", lambda *a: None, never)
+    video = tmp_path / "out" / result["video"]
+    board = build_storyboard(brief)
+    assert all(scene["asset"] == asset.id for scene in board["scenes"])
+    # Halfway, away from the fades in and out; the texts sit in the middle third's centre and the
+    # halves are measured beside them.
+    assert_halves(frame_at(video, board["duration"] / 2, tmp_path / "f.png"), "render")
+
+
 def test_preview_is_the_first_ten_seconds_of_the_same_storyboard(app, tmp_path):
     from webapp.services.validation import validate_brief
     from webapp.services.variants import preview_brief

@@ -32,7 +32,7 @@ def frame_sums(clip, offset: int, count: int, loop: dict | None) -> list[str]:
 @pytest.mark.parametrize(("rate", "seconds", "audio"), [(30, 2.0, None), (25, 1.6, 2.5)])
 def test_seeked_piece_has_the_frames_of_the_clip_decoded_from_its_start(tmp_path, rate, seconds, audio):
     clip = make_clip(tmp_path / f"c{rate}.mp4", rate, seconds, audio)
-    loop = material.clip_loop(clip)
+    loop = material.clip_facts(clip)["clip_loop"]
     # One pass of the picture, not the longer sound track: ffmpeg loops after the video's duration.
     assert loop["seconds"] == pytest.approx(seconds, abs=0.05)
     assert loop["rate"] == pytest.approx(rate)

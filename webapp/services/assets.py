@@ -21,7 +21,16 @@ from sqlalchemy import func, or_, select
 
 from webapp.catalog import ACTIVE_STATES
 from webapp.extensions import db
-from webapp.mediaprobe import ProbeError, audio_stream, poster_frame, probe, video_stream, waveform
+from webapp.mediaprobe import (
+    HDR_TRANSFERS,
+    ProbeError,
+    audio_stream,
+    is_hdr,
+    poster_frame,
+    probe,
+    video_stream,
+    waveform,
+)
 from webapp.models import Asset, RenderTask
 from webapp.services.brief_ext import asset_refs, texts_of
 from webapp.services.validation import BriefError
@@ -305,12 +314,13 @@ def _probe_clip(path: Path, ext: str, kind: str, thumb: Path, folder: Path, conf
         raise AssetRejected(_l("The video is larger than the limit of %(limit)s megapixels.",
                                limit=round(config["ASSET_MAX_PIXELS"] / 1e6, 1)))
     try:
-        poster_frame(path, thumb, min(1.0, duration / 2))
+        poster_frame(path, thumb, min(1.0, duration / 2), hdr=is_hdr(video))
     except ProbeError:
         raise AssetRejected(_l("No frame of the video can be decoded.")) from None
     audio = audio_stream(info)
     return {"width": width, "height": height, "codec": video["codec"], "duration": duration,
             "probe": {"format": info["format"], "fps": video.get("fps"), "rotation": video.get("rotation"),
+                      "hdr": HDR_TRANSFERS.get(video.get("transfer") or ""),
                       "has_audio": audio is not None, "audio_codec": audio["codec"] if audio else None}}
 
 

@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 # Bump when a change in the code changes what a stage produces, so old artifacts are not reused.
-CODE_VERSION = "aura-pipeline-13"
+CODE_VERSION = "aura-pipeline-14"
 
 
 def stage_key(board: dict, stage: str, index: int | None = None) -> str:

@@ -273,7 +273,7 @@ def chunk_graph(board: dict, manifest: dict, visuals_dir: Path, index: int, chec
         if art.get("clip"):  # a scene from the user's clip (worker/pipeline/material.py)
             loop = art.get("clip_loop")
             inputs += [*own_material.clip_input(offset, fps, loop), "-i", str(visuals_dir / art["clip"])]
-            parts.append(own_material.clip_chain(bg, offset, count, board, label, loop))
+            parts.append(own_material.clip_chain(bg, offset, count, board, label, loop, art.get("clip_hdr", False)))
         else:
             inputs += [*STILL_INPUT, "-i", str(visuals_dir / art["bg"])]
             # Piece frames where a layer slides in, and the last frame, which `fps` repeats up to.

@@ -172,7 +172,7 @@ def render_visuals(board: dict, work_dir: Path, progress, cancelled) -> dict:
                 layers.append({"png": name, "x": x, "y": y, "w": img.width, "h": img.height,
                                "start": start, "slide": slide})
             if clip:
-                entry = {"clip": clip, "clip_loop": own_material.clip_loop(tmp / clip)}
+                entry = {"clip": clip, **own_material.clip_facts(tmp / clip)}
             else:
                 entry = {"bg": f"scene{i:02d}-bg.png"}
             entry["layers"] = layers

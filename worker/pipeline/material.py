@@ -290,22 +290,28 @@ def scene_clip(scene: dict, board: dict, index: int, out_dir: Path, assets_dir: 
     return name
 
 
-def clip_loop(path: Path) -> dict:
-    """What the chunks need to start a clip scene's piece mid-clip: how long one pass of its
-    picture lasts as `-stream_loop` plays it (only the video stream is used, so ffmpeg loops after
-    the video's own duration) and its frame rate. Empty when the file does not say (a container
-    duration may include a longer sound track)."""
-    from webapp.mediaprobe import ProbeError, audio_stream, probe, video_stream
+def clip_facts(path: Path) -> dict:
+    """What the chunks need to know of a clip scene's file, for its manifest entry:
+
+    * `clip_loop`: to start a piece mid-clip, how long one pass of its picture lasts as
+      `-stream_loop` plays it (only the video stream is used, so ffmpeg loops after the video's own
+      duration) and its frame rate; empty when the file does not say (a container duration may
+      include a longer sound track);
+    * `clip_hdr`: true for HDR pictures (a phone's HLG, HDR10's PQ), which the chunks bring to SDR."""
+    from webapp.mediaprobe import ProbeError, audio_stream, is_hdr, probe, video_stream
 
     try:
         info = probe(path)
     except ProbeError:
-        return {}
+        return {"clip_loop": {}}
     video = video_stream(info) or {}
+    facts: dict = {"clip_loop": {}}
+    if is_hdr(video):
+        facts["clip_hdr"] = True
     seconds = video.get("duration") or (None if audio_stream(info) else info.get("duration"))
-    if not seconds or seconds <= 0 or not video.get("fps"):
-        return {}
-    return {"seconds": float(seconds), "rate": float(video["fps"])}
+    if seconds and seconds > 0 and video.get("fps"):
+        facts["clip_loop"] = {"seconds": float(seconds), "rate": float(video["fps"])}
+    return facts
 
 
 def _clip_seek(offset: int, fps: int, loop: dict | None) -> tuple[float, int] | None:
@@ -333,17 +339,21 @@ def clip_input(offset: int, fps: int, loop: dict | None) -> list[str]:
     return ["-stream_loop", "-1", *(["-ss", f"{seek[0]:.6f}"] if seek else [])]
 
 
-def clip_chain(input_index: int, offset: int, count: int, board: dict, label: str, loop: dict | None = None) -> str:
+def clip_chain(input_index: int, offset: int, count: int, board: dict, label: str, loop: dict | None = None,
+               hdr: bool = False) -> str:
     """Filter chain of a clip scene's piece: the looped clip at the board's rate, its frames
-    offset..offset+count, scaled and centre-cropped to cover the frame, sound left out. `loop`
-    (from `clip_loop`) is what `clip_input` seeked with."""
+    offset..offset+count, scaled and centre-cropped to cover the frame (and, when `hdr`, brought
+    to SDR at that size), sound left out. `loop` (from `clip_facts`) is what `clip_input` seeked with."""
+    from webapp.mediaprobe import TO_SDR
+
     width, height, fps = board["width"], board["height"], board["fps"]
     seek = _clip_seek(offset, fps, loop)
     rate = f"fps={fps}:start_time={seek[1] / fps:.6f}" if seek else f"fps={fps}"
     first = 0 if seek else offset
+    tone = f"{TO_SDR}," if hdr else ""
     return (f"[{input_index}:v]{rate},trim=start_frame={first}:end_frame={first + count},"
             f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=bicubic,"
-            f"crop={width}:{height},setsar=1,settb=expr=1/{fps},setpts=N,format=yuv420p[{label}b0]")
+            f"crop={width}:{height},{tone}setsar=1,settb=expr=1/{fps},setpts=N,format=yuv420p[{label}b0]")
 
 
 # --- text style: the brand's font, the subtitles' size, colour, outline and position ---------------

@@ -9,7 +9,8 @@ Targets (issue "the user's own material"):
 
 The preview is measured for the pictures and for the clips. --phone makes the clips as a phone
 records them by default (3840x2160 10-bit HEVC in HLG at 60 frames per second) instead of 1080p
-H.264 at 30.
+H.264 at 30, and measures them twice: read as uploaded, and read from the proxies a worker makes
+of such clips after their upload (1920x1080 H.264 SDR at 30).
 
 Assets are made with ffmpeg/Pillow and put in a local storage directory, as uploads would be.
 Each figure is the median of --runs runs, with the spread (max - min).
@@ -72,6 +73,20 @@ def make_assets(folder: Path, storage_dir: Path, phone: bool = False) -> dict[st
         clip_id = f"asset_{i + 16:016x}"
         storage.put_file(asset_key(clip_id, "original.mp4"), clip)
         ids["clip"].append(clip_id)
+    if phone:
+        # The same clips again under other ids, each with the proxy a worker makes after the upload.
+        from webapp.services.proxies import PROXY_NAME
+        from worker.pipeline.material import make_proxy
+
+        started = time.perf_counter()
+        make_proxy(folder / "c0.mp4", folder / "proxy.mp4", 3840, 2160, 60, True, 4.0)
+        print(f"  the proxy of one 4 s phone clip took {time.perf_counter() - started:.2f} s to make")
+        ids["proxied"] = []
+        for i in range(6):
+            clip_id = f"asset_{i + 32:016x}"
+            storage.put_file(asset_key(clip_id, "original.mp4"), folder / "c0.mp4")
+            storage.put_file(asset_key(clip_id, PROXY_NAME), folder / "proxy.mp4")
+            ids["proxied"].append(clip_id)
     return ids
 
 
@@ -148,18 +163,23 @@ def main() -> None:
               f"(load {os.getloadavg()[0]:.2f})")
         # The three kinds take turns, run after run, so a change in the machine's load falls on all.
         kinds = {"procedural (reference)": None, "six pictures": ids["image"], "six clips": ids["clip"]}
+        if args.phone:
+            kinds["six clips read from their proxies"] = ids["proxied"]
         walls: dict[str, list[float]] = {name: [] for name in kinds}
         for _ in range(args.runs):
             for name, assets in kinds.items():
                 walls[name].append(video_seconds(brief(seconds, resolution, assets), root))
-        procedural, images, clips = (report(name, values) for name, values in walls.items())
-        previews = {kind: measure(f"preview of six {kind}s (10 s at 640x360, whole pipeline)", args.runs,
-                                  lambda kind=kind: preview_seconds(brief(60, "1920x1080", ids[kind]), root))
-                    for kind in ("image", "clip")}
+        procedural, images, clips, *proxied = (report(name, values) for name, values in walls.items())
+        preview_kinds = {"pictures": "image", "clips": "clip", "clips read from their proxies": "proxied"}
+        previews = {label: measure(f"preview of six {label} (10 s at 640x360, whole pipeline)", args.runs,
+                                   lambda kind=kind: preview_seconds(brief(60, "1920x1080", ids[kind]), root))
+                    for label, kind in preview_kinds.items() if kind in ids}
         verdict("pictures / procedural", images / procedural, 1.0, "x")
         verdict("clips / procedural", clips / procedural, 1.2, "x")
-        for kind, preview in previews.items():
-            verdict(f"preview of {kind}s", preview, 5.0, " s")
+        if proxied:
+            verdict("clips read from their proxies / procedural", proxied[0] / procedural, 1.2, "x")
+        for label, preview in previews.items():
+            verdict(f"preview of {label}", preview, 5.0, " s")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

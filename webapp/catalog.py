@@ -113,6 +113,7 @@ class TaskName:
     PING = "aura.default.ping"
     WEBHOOK_DELIVER = "aura.webhooks.deliver"
     WEBHOOK_SWEEP = "aura.webhooks.sweep"
+    ASSET_PROXY = "aura.assets.proxy"
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,7 @@ TASK_QUEUES: dict[str, str] = {
     TaskName.PING: "default",
     TaskName.WEBHOOK_DELIVER: "default",
     TaskName.WEBHOOK_SWEEP: "default",
+    TaskName.ASSET_PROXY: "video_processing",  # consumed wherever stages run
 }
 
 

@@ -7,7 +7,7 @@ from webapp.extensions import db
 
 flask_app = create_app()
 app = flask_app.extensions["celery"]
-app.conf.include = ["worker.tasks", "worker.fleet_tasks", "worker.webhook_tasks"]
+app.conf.include = ["worker.tasks", "worker.fleet_tasks", "worker.webhook_tasks", "worker.asset_tasks"]
 
 
 @worker_init.connect

@@ -32,6 +32,23 @@ def test_library_grid_shows_own_and_shared_assets_with_facts(app, client, sign_i
     assert client.get("/library?kind=nope").status_code == 400
 
 
+def test_library_grid_shows_an_hdr_clip_and_its_proxy(app, client, sign_in, tmp_path):
+    from tests.assets.media import make_hdr_clip
+    from webapp.extensions import db
+    from webapp.services.assets import Actor, ingest_file
+
+    clip = ingest_file(make_hdr_clip(tmp_path / "hlg.mp4", "arib-std-b67", seconds=1.0, size="320x180"),
+                       "hlg.mp4", Actor("user:olga"))
+    sign_in("operator", "olga")
+    body = client.get("/library").get_data(as_text=True)
+    assert "320 × 180" in body and "hevc · HLG" in body
+    assert "Preparing a light copy for renders…" in body
+    clip.proxy = "ready"
+    db.session.commit()
+    client.set_cookie("lang", "zh")
+    assert "轻量副本已就绪" in client.get("/library").get_data(as_text=True)
+
+
 def test_library_in_chinese(app, client, sign_in):
     sign_in("operator", "olga")
     client.set_cookie("lang", "zh")

@@ -179,7 +179,8 @@ def test_an_hdr_clip_keeps_its_colours_in_the_sdr_video(app, tmp_path, transfer)
         rows, cols = picture.shape[0], picture.shape[1]
         left = picture[rows // 3:rows * 2 // 3, cols // 8:cols * 3 // 8].reshape(-1, 3).mean(axis=0)
         right = picture[rows // 3:rows * 2 // 3, cols * 5 // 8:cols * 7 // 8].reshape(-1, 3).mean(axis=0)
-        # Read as BT.709 the teal comes out near (110, 155, 160) and the grey 30-65 darker.
+        # Read as BT.709 the teal comes out near (121, 165, 158) from HLG, (108, 130, 128) from PQ,
+        # and the grey 30 (HLG) to 65 (PQ) darker.
         assert np.abs(left - teal).max() < 30 and np.abs(right - grey).max() < 20, (what, left, right)
 
     get_storage().download(asset.thumbnail_key, tmp_path / "thumb.jpg")

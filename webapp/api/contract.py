@@ -505,6 +505,10 @@ class AssetOut(Shape):
     shared: bool
     created_at: str | None
     probe: dict[str, Any]
+    proxy: Literal["wanted", "ready", "failed"] | None = Field(
+        description="a heavy clip's light copy for renders (larger than 1920x1080, faster than 30 fps or "
+                    "HDR): wanted (being made), ready (renders up to 1920x1080 read it), failed (they read "
+                    "the original); null when none is needed")
     url: str = Field(description="/assets/{id}/file")
     thumbnail_url: str | None
 

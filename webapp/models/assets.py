@@ -35,11 +35,17 @@ class Asset(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     probe: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     has_thumbnail: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: A heavy clip's light copy for renders (`webapp/services/proxies.py`): None when the clip
+    #: needs none, else wanted, ready or failed; the tries so far and when it was last asked for.
+    proxy: Mapped[str | None] = mapped_column(String(8))
+    proxy_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    proxy_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (
         Index("ix_assets_owner_created", "owner", "created_at", "id"),
         Index("ix_assets_kind_created", "kind", "created_at", "id"),
         Index("ix_assets_shared", "shared"),
+        Index("ix_assets_proxy_at", "proxy", "proxy_at"),
     )
 
     @property
@@ -75,6 +81,7 @@ class Asset(db.Model):
             "shared": self.shared,
             "created_at": iso(self.created_at),
             "probe": probe,
+            "proxy": self.proxy,
             "url": asset_url(self.id, "file"),
             "thumbnail_url": asset_url(self.id, "thumbnail") if self.has_thumbnail else None,
         }

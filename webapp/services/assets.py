@@ -32,6 +32,7 @@ from webapp.mediaprobe import (
     waveform,
 )
 from webapp.models import Asset, RenderTask
+from webapp.services import proxies
 from webapp.services.brief_ext import asset_refs, texts_of
 from webapp.services.validation import BriefError
 from webapp.storage import asset_key, get_storage, scratch_root
@@ -209,8 +210,11 @@ def ingest_file(path: Path, original_name: str, actor: Actor, *, tags: Any = Non
         storage.put_file(asset_key(asset_id, asset.file_name), source)
         if thumb.is_file():
             storage.put_file(asset_key(asset_id, "thumb.jpg"), thumb)
+    proxies.request(asset)
     db.session.add(asset)
     db.session.commit()
+    if asset.proxy == "wanted":
+        proxies.publish(asset.id)  # if the broker is down, the reconciler asks again
     return asset
 
 
@@ -534,7 +538,7 @@ def delete_asset(asset: Asset) -> None:
     storage = get_storage()
     db.session.delete(asset)
     db.session.commit()
-    for name in (asset.file_name, "thumb.jpg"):
+    for name in (asset.file_name, "thumb.jpg", proxies.PROXY_NAME):
         storage.delete(asset_key(asset.id, name))
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from webapp.catalog import ACTIVE_STATES, FINAL_STATES, StageStatus, TaskStatus
 from webapp.extensions import db
 from webapp.models import RenderStage, RenderTask, TaskEvent
-from webapp.services import broker, dispatch, lifecycle, notify, stages
+from webapp.services import broker, dispatch, lifecycle, notify, proxies, stages
 from webapp.services.tasks import add_event
 from webapp.storage import forget_task_files, get_storage, sweep_scratch, task_ids_in
 from webapp.timeutil import utcnow
@@ -43,7 +43,7 @@ def _publish(tasks: list[RenderTask], kind: str, why: str) -> int:
 
 
 def reconcile() -> dict[str, int]:
-    """One pass: undispatched rows, lost broker data, expired leases, due retries."""
+    """One pass: undispatched rows, lost broker data, expired leases, due retries, lost proxy requests."""
     now = utcnow()
     report = {"dispatched": 0, "redispatched": 0, "requeued": 0, "expired_failed": 0,
               "retried": 0, "cancelled": 0, "audited": 0, "stages_republished": 0, "stages_published": 0}
@@ -121,6 +121,8 @@ def reconcile() -> dict[str, int]:
         .limit(BATCH)))
     report["retried"] = _publish(due, "dispatched", "Retry published")
     _reconcile_stages(now, report)
+    # Clip proxies asked for but not made (a lost message, a worker that died mid-transcode).
+    report["proxies_republished"] = proxies.republish_lost()
     return report
 
 

@@ -276,18 +276,71 @@ def scene_clip(scene: dict, board: dict, index: int, out_dir: Path, assets_dir: 
 
     The clip is not re-encoded here: each chunk decodes it, loops it, brings it to the board's
     rate and covers the frame with it in its own filter graph (`clip_chain`), so a clip costs one
-    decode and no extra encode."""
+    decode and no extra encode. A heavy clip's proxy (4K, 60 fps or HDR made 1080p SDR at 30 fps
+    once after its upload) is used instead when it covers the board: `sceneNN-proxy.mp4`."""
     if not scene.get("asset"):
         return None
-    source = fetch(scene["asset"], assets_dir)
+    proxy = fetch_proxy(scene["asset"], board, assets_dir)
+    source = proxy or fetch(scene["asset"], assets_dir)
     if source.suffix.lower() not in CLIP_EXTENSIONS:
         return None
-    name = f"scene{index:02d}-clip{source.suffix.lower()}"
+    name = f"scene{index:02d}-proxy.mp4" if proxy else f"scene{index:02d}-clip{source.suffix.lower()}"
     try:
         os.link(source, out_dir / name)
     except OSError:
         shutil.copyfile(source, out_dir / name)
     return name
+
+
+def fetch_proxy(asset_id: str, board: dict, folder: Path) -> Path | None:
+    """The clip's proxy in `folder` when it has one that covers the board's frame without being
+    enlarged (every board up to 1920x1080 in either orientation); None to read the original."""
+    from webapp.mediaprobe import ProbeError, probe, video_stream
+    from webapp.services.proxies import PROXY_NAME
+    from webapp.storage import StorageError, asset_key
+
+    dest = Path(folder) / f"asset-{asset_id}-proxy.mp4"
+    if not dest.is_file():
+        storage = _storage()
+        key = asset_key(asset_id, PROXY_NAME)
+        try:
+            if not storage.exists(key):
+                return None
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            storage.download(key, dest)
+        except StorageError:
+            return None  # the original serves
+    try:
+        video = video_stream(probe(dest)) or {}
+    except ProbeError:
+        return None
+    width, height = video.get("width") or 0, video.get("height") or 0
+    if not width or max(board["width"] / width, board["height"] / height) > 1.001:
+        return None
+    return dest
+
+
+def make_proxy(src: Path, dest: Path, width: int, height: int, fps: float | None, hdr: bool,
+               seconds: float | None) -> None:
+    """Write a clip's proxy (webapp/services/proxies.py): its picture upright (as ffmpeg turns it
+    on decoding), shrunk to `proxy_size`, at most PROXY_FPS, in SDR BT.709, as H.264 at a quality
+    above any render's (CRF 16) with a keyframe every second for the chunks' seeks; no sound (a
+    render mutes the clip's own)."""
+    from webapp.mediaprobe import TO_SDR, run_ffmpeg
+    from webapp.services.proxies import PROXY_FPS, proxy_size
+
+    out_w, out_h = proxy_size(width, height)
+    rate = PROXY_FPS if (fps or 0) > PROXY_FPS + 0.5 else None
+    chain = [f"fps={rate}"] if rate else []
+    chain.append(f"scale={out_w}:{out_h}:flags=bicubic")
+    if hdr:
+        chain.append(TO_SDR)
+    chain.append("setsar=1,format=yuv420p")
+    gop = round(rate or fps or PROXY_FPS)
+    run_ffmpeg(["-i", str(src), "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", ",".join(chain),
+                "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-g", str(gop), "-pix_fmt", "yuv420p",
+                "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
+                "-movflags", "+faststart", str(dest)], timeout=max(600, int(6 * (seconds or 0))))
 
 
 def clip_facts(path: Path) -> dict:

@@ -163,26 +163,30 @@ def test_a_phone_clip_stands_upright_in_portrait_and_landscape_renders(app, tmp_
         assert top[0] > top[2] + 100 and bottom[2] > bottom[0] + 100, (resolution, top, bottom)
 
 
+def assert_halves(picture: np.ndarray, what: str) -> None:
+    """The two halves of `make_hdr_clip`'s picture show its SDR colours (the middle third of
+    each, beside the texts that sit in the frame's centre)."""
+    from tests.assets.media import HDR_CLIP_COLOURS
+
+    teal, grey = (np.array(colour) for colour in HDR_CLIP_COLOURS)
+    rows, cols = picture.shape[0], picture.shape[1]
+    left = picture[rows // 3:rows * 2 // 3, cols // 8:cols * 3 // 8].reshape(-1, 3).mean(axis=0)
+    right = picture[rows // 3:rows * 2 // 3, cols * 5 // 8:cols * 7 // 8].reshape(-1, 3).mean(axis=0)
+    # Read as BT.709 the teal comes out near (121, 165, 158) from HLG, (108, 130, 128) from PQ,
+    # and the grey 30 (HLG) to 65 (PQ) darker.
+    assert np.abs(left - teal).max() < 30 and np.abs(right - grey).max() < 20, (what, left, right)
+
+
 @pytest.mark.parametrize("transfer", ["arib-std-b67", "smpte2084"])
 def test_an_hdr_clip_keeps_its_colours_in_the_sdr_video(app, tmp_path, transfer):
     """A phone's HLG clip, or an HDR10 (PQ) one: the poster and the render show the colours the
     clip shows on an HDR screen, not its BT.2020 values read as BT.709 (pale, and dark for PQ)."""
-    from tests.assets.media import HDR_CLIP_COLOURS, make_hdr_clip
+    from tests.assets.media import make_hdr_clip
     from webapp.services.assets import Actor, ingest_file
     from webapp.storage import get_storage
 
     asset = ingest_file(make_hdr_clip(tmp_path / "hdr.mp4", transfer), "hdr.mp4", Actor("token:olga"))
     assert asset.probe["hdr"] == {"arib-std-b67": "HLG", "smpte2084": "PQ"}[transfer]
-    teal, grey = (np.array(colour) for colour in HDR_CLIP_COLOURS)
-
-    def assert_halves(picture: np.ndarray, what: str) -> None:
-        rows, cols = picture.shape[0], picture.shape[1]
-        left = picture[rows // 3:rows * 2 // 3, cols // 8:cols * 3 // 8].reshape(-1, 3).mean(axis=0)
-        right = picture[rows // 3:rows * 2 // 3, cols * 5 // 8:cols * 7 // 8].reshape(-1, 3).mean(axis=0)
-        # Read as BT.709 the teal comes out near (121, 165, 158) from HLG, (108, 130, 128) from PQ,
-        # and the grey 30 (HLG) to 65 (PQ) darker.
-        assert np.abs(left - teal).max() < 30 and np.abs(right - grey).max() < 20, (what, left, right)
-
     get_storage().download(asset.thumbnail_key, tmp_path / "thumb.jpg")
     assert_halves(np.asarray(Image.open(tmp_path / "thumb.jpg").convert("RGB"), dtype=np.int16), "poster")
     brief = brief_with({"assets": [asset.id], "subtitles": {"burn": False}}, target_duration_id=4)

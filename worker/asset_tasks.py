@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from celery import shared_task
-from celery.exceptions import Ignore
 from flask import current_app
 
 from webapp.catalog import TaskName
@@ -18,8 +16,7 @@ from webapp.models.assets import Asset
 from webapp.services import proxies
 from webapp.storage import StorageError, asset_key, get_storage, scratch_root
 from worker.pipeline.material import make_proxy
-
-log = logging.getLogger(__name__)
+from worker.tasks import ignore
 
 
 @shared_task(name=TaskName.ASSET_PROXY, bind=True)
@@ -27,8 +24,7 @@ def asset_proxy(self: Any, asset_id: str) -> Any:
     """Make the proxy of one clip and record it ready; a duplicate or stale message is ignored."""
     asset = proxies.wanted(str(asset_id))
     if asset is None:
-        log.info("%s %s ignored: no proxy wanted", self.name, self.request.id)
-        raise Ignore()
+        ignore(self, "no proxy wanted")
     probe = asset.probe or {}
     storage = get_storage()
     root = scratch_root(current_app.config)
